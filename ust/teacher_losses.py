@@ -1,0 +1,210 @@
+"""Losses that pretrain the teacher on natural image patches.
+
+Introduced in the book's chapter *Teacher losses*.
+
+Bergmann et al. (2020), Sec. 3.1 ("Learning Local Patch Descriptors"), train
+the teacher :math:`\\hat T` with up to three losses; each is one function here:
+
+* :func:`knowledge_distillation_loss`: :math:`\\mathcal L_k` (Eq. 1), regress
+  the features of a pretrained network through a linear decoder;
+* :func:`metric_learning_loss`: :math:`\\mathcal L_m` (Eqs. 2-4), a triplet
+  loss with the harder of two negative distances;
+* :func:`descriptor_compactness_loss`: :math:`\\mathcal L_c` (Eq. 5), the
+  off-diagonal entries of the descriptors' ``d x d`` correlation matrix;
+* :func:`teacher_loss`: their weighted sum (Eq. 6).
+
+Descriptors are ``(B, d)`` matrices (use :meth:`ust.PatchNet.describe`, or
+pass the ``(B, d, 1, 1)`` network output; dense maps ``(B, d, H, W)`` are
+accepted where noted, each pixel counting as one descriptor).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._checks import check_descriptors, check_same_shape
+
+__all__ = [
+    "DistillationDecoder",
+    "knowledge_distillation_loss",
+    "metric_learning_loss",
+    "correlation_matrix",
+    "descriptor_compactness_loss",
+    "teacher_loss",
+]
+
+
+class DistillationDecoder(nn.Module):
+    """The decoder :math:`D` of the distillation loss: one fully connected layer.
+
+    Maps a teacher descriptor ``(B, d)`` to the feature size of the
+    pretrained network ``P`` (512 for ResNet-18, 1280 for EfficientNet-Lite0).
+    Used only during pretraining; discarded afterwards (Sec. 3.1).
+
+    Args:
+        out_dim: Descriptor dimension ``d``.
+        feature_dim: Feature dimension of ``P``.
+    """
+
+    def __init__(self, out_dim: int, feature_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(out_dim, feature_dim)
+
+    def forward(self, descriptors: torch.Tensor) -> torch.Tensor:
+        """``(B, d)`` (or ``(B, d, 1, 1)``) -> ``(B, feature_dim)``."""
+        return self.linear(descriptors.flatten(1))
+
+
+def knowledge_distillation_loss(decoded: torch.Tensor, pretrained_features: torch.Tensor) -> torch.Tensor:
+    """Knowledge distillation loss :math:`\\mathcal L_k` (Sec. 3.1, Eq. 1).
+
+    .. math:: \\mathcal L_k(\\hat T) = \\lVert D(\\hat T(\\mathbf p)) - P(\\mathbf p) \\rVert_2^2
+
+    averaged over the patches of the minibatch.
+
+    Args:
+        decoded: ``(B, F)`` decoded teacher descriptors ``D(T(p))``.
+        pretrained_features: ``(B, F)`` features ``P(p)`` of the same patches.
+
+    Returns:
+        Scalar: mean over the batch of the squared Euclidean distance.
+
+    Raises:
+        ValueError: If the shapes differ or are not 2-D.
+    """
+    check_same_shape(decoded, pretrained_features, ("decoded", "pretrained_features"))
+    if decoded.dim() != 2:
+        raise ValueError(f"decoded and pretrained_features must be (B, F); got shape {tuple(decoded.shape)}.")
+    return (decoded - pretrained_features).square().sum(1).mean()
+
+
+def metric_learning_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+                         margin: float = 1.0) -> torch.Tensor:
+    """Metric learning (triplet) loss :math:`\\mathcal L_m` (Sec. 3.1, Eqs. 2-4).
+
+    With squared distances :math:`\\delta^+ = \\lVert \\hat T(\\mathbf p) - \\hat T(\\mathbf p^+)\\rVert^2` and
+    :math:`\\delta^- = \\min\\{\\lVert \\hat T(\\mathbf p) - \\hat T(\\mathbf p^-)\\rVert^2,
+    \\lVert \\hat T(\\mathbf p^+) - \\hat T(\\mathbf p^-)\\rVert^2\\}` (the harder of the
+    anchor-negative and positive-negative distances),
+
+    .. math:: \\mathcal L_m(\\hat T) = \\max\\{0,\\ \\delta + \\delta^+ - \\delta^-\\}
+
+    averaged over the triplets.
+
+    Args:
+        anchor: ``(B, d)`` descriptors of patches ``p``.
+        positive: ``(B, d)`` descriptors of ``p+`` (``p`` slightly translated
+            plus noise).
+        negative: ``(B, d)`` descriptors of ``p-`` (a patch of another image).
+        margin: :math:`\\delta > 0`.
+
+    Returns:
+        Scalar loss.
+
+    Raises:
+        ValueError: Mismatched shapes or a negative margin.
+    """
+    anchor, positive, negative = (check_descriptors(t, n) for t, n in
+                                  ((anchor, "anchor"), (positive, "positive"), (negative, "negative")))
+    check_same_shape(anchor, positive, ("anchor", "positive"))
+    check_same_shape(anchor, negative, ("anchor", "negative"))
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0; got {margin}.")
+    d_pos = (anchor - positive).square().sum(1)
+    d_neg = torch.minimum((anchor - negative).square().sum(1), (positive - negative).square().sum(1))
+    return torch.clamp(margin + d_pos - d_neg, min=0).mean()
+
+
+def correlation_matrix(descriptors: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Pearson correlation between the ``d`` descriptor channels.
+
+    .. math:: c_{ij} = \\frac{\\operatorname{cov}(x_i, x_j)}{\\sigma_i \\sigma_j}
+
+    computed over the ``N`` descriptors of the minibatch (each row of the
+    input is one sample, each column one channel).
+
+    Args:
+        descriptors: ``(N, d)``, ``(N, d, 1, 1)`` or dense ``(B, d, H, W)``.
+        eps: Added to the standard deviations, so a constant channel gives
+            zero correlations instead of ``nan``.
+
+    Returns:
+        ``(d, d)`` symmetric matrix with entries in ``[-1, 1]``.
+
+    Raises:
+        ValueError: Fewer than two descriptors.
+    """
+    x = check_descriptors(descriptors)
+    if x.shape[0] < 2:
+        raise ValueError(f"correlations need at least 2 descriptors in the minibatch; got {x.shape[0]}.")
+    centred = x - x.mean(0, keepdim=True)
+    cov = centred.T @ centred / (x.shape[0] - 1)
+    std = cov.diagonal().clamp_min(0).sqrt() + eps
+    return cov / (std[:, None] * std[None, :])
+
+
+def descriptor_compactness_loss(descriptors: torch.Tensor, absolute: bool = True) -> torch.Tensor:
+    """Descriptor compactness loss :math:`\\mathcal L_c` (Sec. 3.1, Eq. 5).
+
+    .. math:: \\mathcal L_c(\\hat T) = \\sum_{i \\neq j} |c_{ij}|
+
+    the sum of the off-diagonal entries of the **d x d** correlation matrix
+    of the descriptor channels, computed over all descriptors of the
+    minibatch. (A common mistake correlates the ``B x B`` *samples* instead:
+    that pushes different patches apart, not channels to be non-redundant.)
+
+    Choice documented here: the paper writes :math:`\\sum_{i\\neq j} c_{ij}`
+    and states the aim "to minimise the correlation". Taken literally the
+    signed sum can be made negative without decorrelating anything (it is
+    bounded below by ``-d`` and reaches its minimum when the sum of the
+    standardised channels is constant). We therefore sum the absolute
+    values by default, which is zero exactly when the channels are
+    uncorrelated; ``absolute=False`` gives the literal signed sum.
+
+    Args:
+        descriptors: ``(N, d)``, ``(N, d, 1, 1)`` or dense ``(B, d, H, W)``.
+        absolute: Sum ``|c_ij|`` (default) or the signed ``c_ij``.
+
+    Returns:
+        Scalar in ``[0, d (d - 1)]`` (absolute) or ``[-d, d (d - 1)]``.
+    """
+    corr = correlation_matrix(descriptors)
+    off_diagonal = corr - torch.diag_embed(corr.diagonal())
+    return off_diagonal.abs().sum() if absolute else off_diagonal.sum()
+
+
+def teacher_loss(*, distillation: torch.Tensor | None = None, metric: torch.Tensor | None = None,
+                 compactness: torch.Tensor | None = None, lambda_k: float = 1.0, lambda_m: float = 1.0,
+                 lambda_c: float = 1.0) -> torch.Tensor:
+    """Weighted teacher loss (Sec. 3.1, Eq. 6).
+
+    .. math:: \\mathcal L(\\hat T) = \\lambda_k \\mathcal L_k + \\lambda_m \\mathcal L_m + \\lambda_c \\mathcal L_c
+
+    A term that is ``None`` (not computed) or has weight 0 is left out.
+
+    Args:
+        distillation: :math:`\\mathcal L_k` from :func:`knowledge_distillation_loss`.
+        metric: :math:`\\mathcal L_m` from :func:`metric_learning_loss`.
+        compactness: :math:`\\mathcal L_c` from :func:`descriptor_compactness_loss`.
+        lambda_k, lambda_m, lambda_c: The weights (non-negative).
+
+    Returns:
+        Scalar loss.
+
+    Raises:
+        ValueError: A negative weight, or no term with a positive weight.
+    """
+    terms = (("distillation", distillation, lambda_k), ("metric", metric, lambda_m),
+             ("compactness", compactness, lambda_c))
+    total = None
+    for name, value, weight in terms:
+        if weight < 0:
+            raise ValueError(f"loss weights must be >= 0; got {weight} for the {name} loss.")
+        if value is None or weight == 0:
+            continue
+        total = weight * value if total is None else total + weight * value
+    if total is None:
+        raise ValueError("teacher_loss needs at least one term with a positive weight "
+                         "(distillation=..., metric=... or compactness=...).")
+    return total
