@@ -1,0 +1,54 @@
+"""The project's own promises: dependencies in sync, README commands, CI entry point."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+tomllib = pytest.importorskip("tomllib")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirement(text: str) -> tuple[str, str]:
+    """('scikit-learn', '>=1.3') from 'scikit_learn >= 1.3'."""
+    match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*", text)
+    assert match, f"cannot parse requirement {text!r}"
+    name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+    return name, match.group(2).replace(" ", "")
+
+
+def test_environment_and_pyproject_list_the_same_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    from_pyproject = {_requirement(d) for d in project["dependencies"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    from_env = set()
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            if item.startswith("-e") or _requirement(item)[0] in {"python", "pip"}:
+                continue
+            from_env.add(_requirement(item))
+    assert from_env == from_pyproject, (
+        f"only in environment.yml: {sorted(from_env - from_pyproject)}; "
+        f"only in pyproject.toml: {sorted(from_pyproject - from_env)}")
+    assert any(isinstance(d, dict) and "-e ." in d["pip"] for d in env["dependencies"]), \
+        "environment.yml must install the package itself (pip: -e .)"
+
+
+def test_readme_gives_the_two_setup_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    assert "make book" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M), ".ci/run must call the README's test command"
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test: env$", makefile, re.M) and re.search(r"^book: env$", makefile, re.M)
+    assert "-W -n --keep-going" in makefile
+
+
+def test_book_configuration_at_top_level():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "cache"
+    assert config["only_build_toc_files"] is True
+    assert (ROOT / "book" / "_toc.yml").is_file()
