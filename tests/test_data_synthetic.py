@@ -1,0 +1,91 @@
+"""Synthetic anomalies: masks cover every change, contrasting values, reproducibility."""
+
+import pytest
+import torch
+
+from ust.data import SYNTHETIC_KINDS, add_synthetic_anomalies
+
+
+def _images(n=6, c=1, h=28, w=28, seed=0):
+    return torch.rand(n, c, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC_KINDS)
+def test_masks_cover_every_change(kind):
+    images = _images(c=3, h=32, w=40)
+    before = images.clone()
+    out, masks = add_synthetic_anomalies(images, kind=kind, seed=0)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert masks.shape == (6, 32, 40) and masks.dtype == torch.bool
+    assert torch.equal(images, before), "the input must not be modified"
+    assert masks.flatten(1).any(1).all(), "every image gets a defect"
+    changed = (out != images).any(1)
+    assert not (changed & ~masks).any(), "a pixel outside the mask changed"
+    assert changed.flatten(1).any(1).all()
+    assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("kind", SYNTHETIC_KINDS)
+def test_reproducible_with_the_seed(kind):
+    images = _images()
+    a, ma = add_synthetic_anomalies(images, kind=kind, seed=3)
+    b, mb = add_synthetic_anomalies(images, kind=kind, seed=3)
+    c, mc = add_synthetic_anomalies(images, kind=kind, seed=4)
+    assert torch.equal(a, b) and torch.equal(ma, mb)
+    assert not torch.equal(ma, mc)
+
+
+@pytest.mark.parametrize("kind", ["stroke", "blob"])
+def test_contrasting_intensity_on_black_and_white(kind):
+    black = torch.zeros(4, 1, 28, 28)
+    out, masks = add_synthetic_anomalies(black, kind=kind)
+    assert torch.equal(out[:, 0] > 0, masks)  # every mask pixel drawn, nothing else
+    assert out[:, 0][masks].min() >= 0.8
+    white = torch.ones(4, 3, 28, 28)
+    out, masks = add_synthetic_anomalies(white, kind=kind)
+    assert torch.equal((out < 1).all(1), masks) and out.permute(1, 0, 2, 3)[:, masks].max() <= 0.2
+
+
+def test_defect_sizes_relative_to_the_side():
+    black = torch.zeros(20, 1, 100, 100)
+    _, blobs = add_synthetic_anomalies(black, kind="blob")
+    for m in blobs:  # diameters 15-35 % of the side, wholly inside the image
+        rows, cols = m.any(1).nonzero(), m.any(0).nonzero()
+        assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 <= 36
+        assert not (m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
+    _, strokes = add_synthetic_anomalies(black, kind="stroke")
+    areas = strokes.flatten(1).sum(1)
+    assert areas.min() >= 25 * 6 * 0.5 and areas.max() <= (50 + 12) * 12 * 1.5  # ~length x width
+
+
+def test_paste_from_source_is_a_rectangle_of_source_values():
+    target = torch.zeros(5, 3, 30, 30)
+    source = torch.full((2, 3, 30, 30), 0.7)
+    out, masks = add_synthetic_anomalies(target, kind="paste", source=source, seed=1)
+    for o, m in zip(out, masks):
+        rows, cols = m.any(1).nonzero().flatten(), m.any(0).nonzero().flatten()
+        h, w = len(rows), len(cols)
+        assert m.sum() == h * w and rows.max() - rows.min() + 1 == h  # a filled rectangle
+        assert 0.15 * 30 - 1 <= h <= 0.35 * 30 + 1 and 0.15 * 30 - 1 <= w <= 0.35 * 30 + 1
+        assert torch.equal(o[:, m], torch.full((3, h * w), 0.7)) and (o[:, ~m] == 0).all()
+
+
+def test_paste_within_the_batch_takes_another_image():
+    images = torch.stack([torch.full((1, 16, 16), v) for v in (0.1, 0.5, 0.9)])
+    out, masks = add_synthetic_anomalies(images, kind="paste", seed=0)
+    for i in range(3):
+        pasted = out[i, 0][masks[i]].unique()
+        assert len(pasted) == 1 and pasted.item() != images[i, 0, 0, 0].item()
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        add_synthetic_anomalies(_images(), kind="scratch")
+    with pytest.raises(ValueError, match=r"values in \[0, 1\].*255"):
+        add_synthetic_anomalies(_images() * 255)
+    with pytest.raises(ValueError, match="pass source="):
+        add_synthetic_anomalies(_images(n=1), kind="paste")
+    with pytest.raises(ValueError, match="only used with kind='paste'"):
+        add_synthetic_anomalies(_images(), kind="blob", source=_images())
+    with pytest.raises(ValueError, match="source have 1 channels but the network expects 3"):
+        add_synthetic_anomalies(_images(c=3), kind="paste", source=_images(c=1))

@@ -1,0 +1,30 @@
+"""Data for ust: datasets, the one-class protocol, teacher pretraining patches.
+
+Introduced in the book's chapter *Introduction* (datasets, one-class
+protocol) and *Teacher losses* (pretraining patches).
+"""
+
+from .patches import PatchSampler
+from .datasets import (
+    DATASET_NAMES,
+    DataUnavailableError,
+    DatasetSplits,
+    ImageArrays,
+    OneClassData,
+    data_roots,
+    load_dataset,
+    load_mnist_or_digits,
+    one_class_split,
+    preprocess,
+    stratified_subset,
+)
+from .mvtec import MVTEC_URL, MVTecData, load_mvtec, mvtec_categories
+from .synthetic import SYNTHETIC_KINDS, add_synthetic_anomalies
+
+__all__ = [
+    "PatchSampler",
+    "DATASET_NAMES", "DataUnavailableError", "data_roots", "ImageArrays", "DatasetSplits", "load_dataset",
+    "load_mnist_or_digits", "OneClassData", "one_class_split", "preprocess", "stratified_subset",
+    "SYNTHETIC_KINDS", "add_synthetic_anomalies",
+    "MVTEC_URL", "MVTecData", "load_mvtec", "mvtec_categories",
+]

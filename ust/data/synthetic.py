@@ -1,0 +1,160 @@
+"""Synthetic anomalies with pixel masks: localisation data without MVTec AD.
+
+Introduced in the book's chapter *Introduction* (anomaly segmentation on
+small images).
+
+:func:`add_synthetic_anomalies` draws one defect into every image and
+returns a boolean mask of the defect's region, so that anomaly *maps* can be
+evaluated (per-region overlap, pixel AUROC) on MNIST, CIFAR-10 or the
+digits, much as on MVTec AD's ground truth. Every changed pixel lies inside
+the mask; pixels of the region that happen to keep their value (a black
+stroke on black) still count as defective, as in hand-drawn ground truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._checks import check_images
+
+__all__ = ["SYNTHETIC_KINDS", "add_synthetic_anomalies"]
+
+#: The kinds of defect :func:`add_synthetic_anomalies` draws.
+SYNTHETIC_KINDS = ("stroke", "blob", "paste")
+
+# Sizes relative to the image side min(H, W).
+_STROKE_LENGTH = (0.25, 0.5)
+_STROKE_WIDTH = (0.06, 0.12)
+_BLOB_DIAMETER = (0.15, 0.35)
+_PASTE_SIDE = (0.15, 0.35)
+
+
+def _grid(h: int, w: int) -> np.ndarray:
+    rows, cols = np.mgrid[0:h, 0:w]
+    return np.stack([rows.ravel(), cols.ravel()], 1).astype(np.float64)  # (H*W, 2) pixel centres
+
+
+def _stroke_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A thick quadratic Bezier curve."""
+    side = min(h, w)
+    length = rng.uniform(*_STROKE_LENGTH) * side
+    width = max(1.5, rng.uniform(*_STROKE_WIDTH) * side)
+    middle = rng.uniform([0.25 * (h - 1), 0.25 * (w - 1)], [0.75 * (h - 1), 0.75 * (w - 1)])
+    angle = rng.uniform(0, np.pi)
+    direction = np.array([np.sin(angle), np.cos(angle)])
+    start = np.clip(middle - length / 2 * direction, 0, [h - 1, w - 1])
+    end = np.clip(middle + length / 2 * direction, 0, [h - 1, w - 1])
+    normal = np.array([-direction[1], direction[0]])
+    control = (start + end) / 2 + rng.uniform(-0.4, 0.4) * length * normal
+    t = np.linspace(0, 1, 24)[:, None]
+    curve = (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t ** 2 * end  # (24, 2)
+    a, b = curve[:-1], curve[1:]
+    g = _grid(h, w)[:, None, :]
+    ab = b - a
+    s = np.clip(((g - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0, 1)
+    dist = np.linalg.norm(g - (a + s[..., None] * ab), axis=-1).min(1)
+    mask = (dist <= width / 2).reshape(h, w)
+    mask[int(round(start[0])), int(round(start[1]))] = True
+    return mask
+
+
+def _blob_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A filled, rotated ellipse."""
+    side = min(h, w)
+    ra, rb = np.maximum(rng.uniform(*_BLOB_DIAMETER, size=2) * side / 2, 1.0)
+    reach = min(max(ra, rb), (side - 1) / 2)  # keep the whole ellipse inside the image
+    centre = rng.uniform([reach, reach], [h - 1 - reach, w - 1 - reach])
+    angle = rng.uniform(0, np.pi)
+    d = _grid(h, w) - centre
+    u = d[:, 0] * np.cos(angle) + d[:, 1] * np.sin(angle)
+    v = -d[:, 0] * np.sin(angle) + d[:, 1] * np.cos(angle)
+    mask = ((u / ra) ** 2 + (v / rb) ** 2 <= 1).reshape(h, w)
+    mask[int(round(centre[0])), int(round(centre[1]))] = True
+    return mask
+
+
+def _contrasting(image: torch.Tensor, mask: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Per channel: bright (0.8..1) where the region is dark on average, else dark (0..0.2)."""
+    mean = image[:, mask].mean(1)
+    bright = torch.from_numpy(rng.uniform(0.8, 1.0, size=len(mean))).to(image)
+    dark = torch.from_numpy(rng.uniform(0.0, 0.2, size=len(mean))).to(image)
+    return torch.where(mean < 0.5, bright, dark)
+
+
+def add_synthetic_anomalies(images: torch.Tensor, *, kind: str = "stroke", seed: int = 0,
+                            source: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one synthetic defect into every image.
+
+    Kinds (sizes relative to the side ``min(H, W)``):
+
+    * ``"stroke"``: a thick curve (quadratic Bezier, 25-50 % of the side
+      long, 6-12 % wide, at least 1.5 px) in a contrasting intensity,
+      centred in the middle half of the image;
+    * ``"blob"``: a filled, rotated ellipse with diameters of 15-35 % of the
+      side, wholly inside the image, in a contrasting intensity;
+    * ``"paste"``: a rectangle with sides of 15-35 % of the image, copied
+      from a random place of a random image of ``source`` (e.g. images of
+      another class), or, without ``source``, of another image of the
+      batch.
+
+    A contrasting intensity is chosen per channel: 0.8-1.0 where the
+    region's mean is below 0.5, else 0.0-0.2. Positions, sizes and values
+    come from ``np.random.default_rng(seed)``: the same call gives the same
+    result.
+
+    Args:
+        images: float ``(N, C, H, W)`` in [0, 1].
+        kind: One of :data:`SYNTHETIC_KINDS`.
+        seed: Random seed.
+        source: float ``(M, C, H', W')`` images to paste from (``"paste"``
+            only; ``H'``, ``W'`` at least the pasted rectangle).
+
+    Returns:
+        ``(anomalous, masks)``: a modified copy ``(N, C, H, W)`` of
+        ``images`` (values stay in [0, 1]) and boolean masks ``(N, H, W)``,
+        True on the defect's region. Pixels outside the mask are unchanged.
+    """
+    check_images(images, name="images")
+    if kind not in SYNTHETIC_KINDS:
+        raise ValueError(f"kind must be one of {SYNTHETIC_KINDS}; got {kind!r}.")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"images must have values in [0, 1]; got {images.min().item():.3g}.."
+                         f"{images.max().item():.3g}. Divide uint8 images by 255 (ust.data.preprocess does).")
+    n, c, h, w = images.shape
+    if kind == "paste":
+        if source is None:
+            if n < 2:
+                raise ValueError("kind='paste' without source needs at least two images to paste between; "
+                                 "pass source=... (e.g. images of another class).")
+        else:
+            check_images(source, channels=c, name="source")
+            if len(source) == 0 or source.shape[-2] < h * _PASTE_SIDE[1] or source.shape[-1] < w * _PASTE_SIDE[1]:
+                raise ValueError(f"source must hold at least one image of at least {_PASTE_SIDE[1]:.0%} of "
+                                 f"{h}x{w}; got shape {tuple(source.shape)}.")
+    elif source is not None:
+        raise ValueError(f"source is only used with kind='paste'; got kind={kind!r}.")
+    rng = np.random.default_rng(seed)
+    out = images.detach().clone()
+    masks = torch.zeros(n, h, w, dtype=torch.bool, device=images.device)
+    for i in range(n):
+        if kind in ("stroke", "blob"):
+            m = torch.from_numpy((_stroke_mask if kind == "stroke" else _blob_mask)(h, w, rng)).to(images.device)
+            value = _contrasting(out[i], m, rng)
+            out[i][:, m] = value[:, None].expand(-1, int(m.sum()))
+        else:
+            ph = max(1, int(round(rng.uniform(*_PASTE_SIDE) * h)))
+            pw = max(1, int(round(rng.uniform(*_PASTE_SIDE) * w)))
+            top, left = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
+            if source is None:
+                j = int(rng.integers(0, n - 1))
+                patch_from = images[j + (j >= i)]
+            else:
+                patch_from = source[int(rng.integers(0, len(source)))].to(out)
+            sh, sw = patch_from.shape[-2:]
+            st, sl = int(rng.integers(0, sh - ph + 1)), int(rng.integers(0, sw - pw + 1))
+            out[i, :, top:top + ph, left:left + pw] = patch_from[:, st:st + ph, sl:sl + pw].clamp(0, 1)
+            m = torch.zeros(h, w, dtype=torch.bool, device=images.device)
+            m[top:top + ph, left:left + pw] = True
+        masks[i] = m
+    return out, masks
