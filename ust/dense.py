@@ -218,6 +218,39 @@ class DensePatchNet(nn.Module):
             y = self._forward_multipool(x, batch, height, width)
         return y[:, :, :height, :width].contiguous()
 
+    def strided(self, images: torch.Tensor, offset: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """Descriptors on the network's native lattice only (much cheaper).
+
+        The patch network applied to the padded image directly slides with
+        stride ``S = net.stride`` (8, 4, 1 for p = 65, 33, 17): it computes
+        the dense map at the positions ``(o_r + S a, o_c + S b)`` only. Used
+        to train the students on a random sub-lattice per batch (an unbiased
+        estimate of the dense loss) and for image-level scores.
+
+        Args:
+            images: ``(B, C, H, W)`` floats in ``[0, 1]``.
+            offset: ``(o_r, o_c)`` with ``0 <= o < S``.
+
+        Returns:
+            ``(B, out_dim, ceil((H - o_r) / S), ceil((W - o_c) / S))``, equal to
+            ``self(images)[:, :, o_r::S, o_c::S]``.
+
+        Raises:
+            ValueError: Bad images or an offset outside ``[0, S)``.
+        """
+        check_images(images, channels=self.net.in_channels)
+        stride = self.net.stride
+        if len(offset) != 2 or not all(0 <= int(o) < stride for o in offset):
+            raise ValueError(f"offset must be two integers in [0, {stride}) for p={self.patch_size}; got {offset}.")
+        height, width = images.shape[-2:]
+        rows, cols = -(-(height - offset[0]) // stride), -(-(width - offset[1]) // stride)
+        if rows <= 0 or cols <= 0:  # an offset beyond a tiny image: no lattice point inside
+            return images.new_zeros(images.shape[0], self.out_dim, max(rows, 0), max(cols, 0))
+        half = self.patch_size // 2
+        x = _pad(images, half, half, self.padding, self.patch_size)[..., offset[0]:, offset[1]:]
+        y = self.net.features(x.contiguous(memory_format=torch.channels_last))
+        return y[:, :, :rows, :cols].contiguous()
+
     def extra_repr(self) -> str:
         return f"padding={self.padding!r}, method={self.method!r}"
 
