@@ -71,7 +71,9 @@ def test_compactness_by_hand():
     x = torch.tensor([a, b, c]).T  # 4 descriptors of dimension 3
     # off-diagonal entries, each twice: 0.8, -1, -0.8
     assert ust.descriptor_compactness_loss(x).item() == pytest.approx(2 * (0.8 + 1 + 0.8), abs=1e-5)
-    assert ust.descriptor_compactness_loss(x, absolute=False).item() == pytest.approx(2 * (0.8 - 1 - 0.8),
+    assert ust.descriptor_compactness_loss(x, penalty="square").item() == pytest.approx(2 * (0.64 + 1 + 0.64),
+                                                                                        abs=1e-5)
+    assert ust.descriptor_compactness_loss(x, penalty="signed").item() == pytest.approx(2 * (0.8 - 1 - 0.8),
                                                                                      abs=1e-5)
 
 

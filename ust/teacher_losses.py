@@ -32,7 +32,11 @@ __all__ = [
     "correlation_matrix",
     "descriptor_compactness_loss",
     "teacher_loss",
+    "COMPACTNESS_PENALTIES",
 ]
+
+#: What :func:`descriptor_compactness_loss` sums over the off-diagonal correlations.
+COMPACTNESS_PENALTIES = ("abs", "square", "signed")
 
 
 class DistillationDecoder(nn.Module):
@@ -144,7 +148,7 @@ def correlation_matrix(descriptors: torch.Tensor, eps: float = 1e-8) -> torch.Te
     return cov / (std[:, None] * std[None, :])
 
 
-def descriptor_compactness_loss(descriptors: torch.Tensor, absolute: bool = True) -> torch.Tensor:
+def descriptor_compactness_loss(descriptors: torch.Tensor, penalty: str = "abs") -> torch.Tensor:
     """Descriptor compactness loss :math:`\\mathcal L_c` (Sec. 3.1, Eq. 5).
 
     .. math:: \\mathcal L_c(\\hat T) = \\sum_{i \\neq j} |c_{ij}|
@@ -158,20 +162,33 @@ def descriptor_compactness_loss(descriptors: torch.Tensor, absolute: bool = True
     and states the aim "to minimise the correlation". Taken literally the
     signed sum can be made negative without decorrelating anything (it is
     bounded below by ``-d`` and reaches its minimum when the sum of the
-    standardised channels is constant). We therefore sum the absolute
-    values by default, which is zero exactly when the channels are
-    uncorrelated; ``absolute=False`` gives the literal signed sum.
+    standardised channels is constant). ``penalty`` chooses what is summed:
+
+    * ``"abs"`` (default): :math:`|c_{ij}|`, zero exactly when the channels
+      are uncorrelated;
+    * ``"square"``: :math:`c_{ij}^2`, whose gradient vanishes near zero; with
+      a minibatch of ``B`` descriptors the sample correlations of
+      independent channels are about :math:`\\pm 1/\\sqrt B`, so ``"abs"``
+      keeps pushing on that noise floor while ``"square"`` does not (see
+      :func:`~ust.training.pretrain_teacher` for what we train with);
+    * ``"signed"``: the literal :math:`c_{ij}`.
 
     Args:
         descriptors: ``(N, d)``, ``(N, d, 1, 1)`` or dense ``(B, d, H, W)``.
-        absolute: Sum ``|c_ij|`` (default) or the signed ``c_ij``.
+        penalty: ``"abs"``, ``"square"`` or ``"signed"``.
 
     Returns:
-        Scalar in ``[0, d (d - 1)]`` (absolute) or ``[-d, d (d - 1)]``.
+        Scalar in ``[0, d (d - 1)]`` (``"abs"``, ``"square"``) or ``[-d, d (d - 1)]``.
     """
+    if penalty not in COMPACTNESS_PENALTIES:
+        raise ValueError(f"penalty must be one of {COMPACTNESS_PENALTIES}; got {penalty!r}.")
     corr = correlation_matrix(descriptors)
     off_diagonal = corr - torch.diag_embed(corr.diagonal())
-    return off_diagonal.abs().sum() if absolute else off_diagonal.sum()
+    if penalty == "abs":
+        return off_diagonal.abs().sum()
+    if penalty == "square":
+        return off_diagonal.square().sum()
+    return off_diagonal.sum()
 
 
 def teacher_loss(*, distillation: torch.Tensor | None = None, metric: torch.Tensor | None = None,
