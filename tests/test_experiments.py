@@ -1,0 +1,273 @@
+"""The one-class benchmark runner: rows, fusion, resumable CSV, settings JSON, summary."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import ust
+import ust.experiments as ex
+from ust.checkpoints import weights_sha256
+from ust.data import DatasetSplits, ImageArrays, one_class_split
+from ust.metrics import image_auroc
+from ust.model import MultiScaleStudentTeacher
+from ust.training import train_students
+
+FAST = dict(n_students=2, iterations=2, batch_size=4, progress=False, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _splits(n_train=12, n_test=4, size=8, name="tiny"):
+    """Three classes of 8x8 gray images: a bright square in a class-specific corner, plus noise."""
+    rng = np.random.default_rng(0)
+
+    def part(n, what):
+        images, labels = [], []
+        for k in range(3):
+            x = rng.integers(0, 40, size=(n, size, size, 1))
+            r, c = [(0, 0), (0, size // 2), (size // 2, 0)][k]
+            x[:, r:r + size // 2, c:c + size // 2] += 180
+            images.append(x.astype(np.uint8))
+            labels += [k] * n
+        return ImageArrays(np.concatenate(images), np.array(labels), ("a", "b", "c"), name, f"{what} of {name}")
+
+    return DatasetSplits(part(n_train, "train"), part(n_test, "test"), name)
+
+
+def _teachers(*sizes):
+    torch.manual_seed(0)
+    return {p: ust.PatchNet(p, out_dim=8).eval() for p in sizes}
+
+
+# --------------------------------------------------------------------------- classes and data
+
+def test_parse_classes_ranges_lists_names():
+    classes = ("airplane", "cat", "dog", "frog")
+    assert ex.parse_classes("0-2", classes) == [0, 1, 2]
+    assert ex.parse_classes(["3", "1,cat", "dog-frog"], classes) == [3, 1, 2]
+    assert ex.parse_classes("all", classes) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="runs backwards; write it as 1-3"):
+        ex.parse_classes("3-1", classes)
+    with pytest.raises(ValueError, match="unknown class 'horse'.*3 'frog'"):
+        ex.parse_classes("horse", classes)
+
+
+def test_resolve_class_prefers_names_and_rejects_out_of_range():
+    assert ex.resolve_class(("0", "1", "2"), "2") == 2
+    assert ex.resolve_class(("x", "y"), "1") == 1
+    assert ex.resolve_class(("x", "y"), 0) == 0
+    with pytest.raises(ValueError, match=r"label 0\.\.1 or a name"):
+        ex.resolve_class(("x", "y"), 2)
+
+
+def test_load_splits_names_the_valid_datasets(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'.*mnist, cifar10, digits, mnist-or-digits"):
+        ex.load_splits("svhn")
+    with pytest.raises(ValueError, match="no arrays file"):
+        ex.load_splits(str(tmp_path / "missing.npz"))
+    path = tmp_path / "tiny.npz"
+    s = _splits()
+    np.savez(path, x_train=s.train.images, y_train=s.train.labels, x_test=s.test.images, y_test=s.test.labels)
+    loaded = ex.load_splits(str(path))
+    assert loaded.name == "tiny" and len(loaded.train) == 36 and len(loaded.test) == 12
+
+
+# --------------------------------------------------------------------------- one class
+
+def test_component_scores_equal_image_scores():
+    splits = _splits()
+    data = one_class_split(splits, 0, channels=3)
+    model = train_students(_teachers(33)[33], data.train, **FAST).model
+    model.calibrate(data.val)
+    scores = ex.component_scores(model, data.test, batch_size=5)
+    for c in ust.SCORE_COMPONENTS:
+        assert torch.allclose(scores[c], model.image_scores(data.test, components=c), atol=1e-6)
+    assert torch.allclose(scores["both"], scores["error"] + scores["variance"], atol=1e-5)
+
+
+def test_run_one_class_rows_match_a_manual_run_and_the_fusion():
+    splits, teachers = _splits(), _teachers(17, 33)
+    rows = ex.run_one_class(splits, "b", teachers, seed=3, **FAST)
+    assert [(r["scale"], r["components"]) for r in rows] == [
+        (s, c) for s in ("17", "33", "fused") for c in ("both", "error", "variance")]
+    first = rows[0]
+    assert all(tuple(r) == ex.COLUMNS for r in rows)
+    assert (first["dataset"], first["normal_class"], first["class_name"], first["seed"]) == ("tiny", 1, "b", 3)
+    # 12 training images of class b: 1 held out (10 %), 11 for training; the whole test split (12).
+    assert (first["n_train"], first["n_test"], first["test_subset"], first["image_size"]) == (11, 12, False, "8x8")
+    assert (first["n_students"], first["iterations"], first["stand_in_for"]) == (2, 2, "")
+    fused = [r for r in rows if r["scale"] == "fused"][0]
+    assert fused["train_seconds"] == pytest.approx(rows[0]["train_seconds"] + rows[3]["train_seconds"])
+
+    # The same run by hand (CPU training repeats exactly with the same seed).
+    data = one_class_split(splits, 1, channels=3, seed=3)
+    models = []
+    for p in (17, 33):
+        model = train_students(teachers[p], data.train, seed=3, **FAST).model
+        model.calibrate(data.val)
+        models.append(model)
+    scores = {}
+    for r in rows[:6]:
+        model = models[(17, 33).index(int(r["scale"]))]
+        scores[r["scale"], r["components"]] = model.image_scores(data.test, components=r["components"])
+        assert r["auroc"] == pytest.approx(image_auroc(scores[r["scale"], r["components"]], data.test_labels), abs=1e-9)
+    fused = MultiScaleStudentTeacher(models).image_scores(data.test)  # Eq. 13, the paper's score e+v
+    assert torch.allclose(fused, (scores["17", "both"] + scores["33", "both"]) / 2, atol=1e-6)
+    for r in rows[6:]:
+        mean = (scores["17", r["components"]] + scores["33", r["components"]]) / 2
+        assert r["auroc"] == pytest.approx(image_auroc(mean, data.test_labels), abs=1e-9)
+
+
+def test_run_one_class_test_subset_is_stratified_and_independent_of_the_seed():
+    splits, teachers = _splits(), _teachers(33)
+    rows = [ex.run_one_class(splits, 0, teachers, seed=s, max_test=6, components=("both",), **FAST)[0]
+            for s in (0, 1)]
+    assert [(r["n_test"], r["test_subset"]) for r in rows] == [(6, True), (6, True)]
+    subset, used = ex._test_subset(splits, 6, 0)
+    assert used and np.bincount(subset.test.labels).tolist() == [2, 2, 2]
+    assert "stratified subset of 6 images" in subset.test.description
+
+
+def test_run_one_class_rejects_mislabelled_teachers():
+    with pytest.raises(ValueError, match="key must be its patch size"):
+        ex.run_one_class(_splits(), 0, {33: ust.PatchNet(17, out_dim=8)}, **FAST)
+    with pytest.raises(ValueError, match="components must be"):
+        ex.run_one_class(_splits(), 0, _teachers(17), components=("e+v",), **FAST)
+
+
+# --------------------------------------------------------------------------- benchmark
+
+def _counting(monkeypatch):
+    calls = []
+    real = ex.run_one_class
+
+    def counted(splits, label, teachers, **kw):
+        calls.append((label, kw["seed"], kw.get("max_test")))
+        return real(splits, label, teachers, **kw)
+
+    monkeypatch.setattr(ex, "run_one_class", counted)
+    return calls
+
+
+def test_run_benchmark_writes_each_pair_at_once_and_resumes(tmp_path, monkeypatch):
+    calls = _counting(monkeypatch)
+    out = tmp_path / "results" / "tiny.csv"
+    seen = []
+
+    def on_result(rows, resumed):
+        with out.open(newline="") as handle:  # the file is complete after every pair
+            reader = csv.DictReader(handle)
+            assert tuple(reader.fieldnames) == ex.COLUMNS
+            seen.append((len(list(reader)), len(rows), resumed))
+
+    kw = dict(teachers=_teachers(33), **FAST)
+    rows = ex.run_benchmark(_splits(), ["a", "c"], [33], [0, 1], out, subset_seeds={1: 6}, on_result=on_result,
+                            components=("both", "error"), **kw)
+    assert calls == [(0, 0, None), (0, 1, 6), (2, 0, None), (2, 1, 6)]
+    assert seen == [(2, 2, False), (4, 2, False), (6, 2, False), (8, 2, False)]
+    assert [(r["normal_class"], r["seed"], r["n_test"], r["test_subset"]) for r in rows[::2]] == [
+        (0, 0, 12, False), (0, 1, 6, True), (2, 0, 12, False), (2, 1, 6, True)]
+    assert not list(out.parent.glob(".*.tmp"))
+    settings = json.loads(out.with_suffix(".json").read_text())
+    assert settings["arguments"]["classes"] == [0, 2] and settings["arguments"]["subset_seeds"] == {"1": 6}
+    assert settings["arguments"]["components"] == ["both", "error"] and settings["arguments"]["iterations"] == 2
+    assert settings["ust_version"] == ust.__version__ and settings["torch_version"] == torch.__version__
+    assert settings["device"] == "cpu" and settings["date"] and settings["earlier_runs"] == []
+    assert settings["arguments"]["teachers"]["33"]["weights_sha256"] == weights_sha256(kw["teachers"][33].state_dict())
+
+    # Resume: nothing runs again; the rows come back from the CSV with their types.
+    seen.clear()
+    again = ex.run_benchmark(_splits(), ["a", "c"], [33], [0, 1], out, subset_seeds={1: 6},
+                             on_result=on_result, components=("both", "error"), **kw)
+    assert len(calls) == 4 and seen == [(8, 2, True)] * 4
+    assert [(r["scale"], r["components"], r["seed"], r["test_subset"]) for r in again] == \
+        [(r["scale"], r["components"], r["seed"], r["test_subset"]) for r in rows]
+    assert [r["auroc"] for r in again] == pytest.approx([r["auroc"] for r in rows], abs=1e-12)
+    assert len(json.loads(out.with_suffix(".json").read_text())["earlier_runs"]) == 1
+
+    # A new class runs alone; a component not in the CSV reruns a finished pair, replacing its rows.
+    ex.run_benchmark(_splits(), [1, 2], [33], [0], out, components=("both", "error"), **kw)
+    assert calls[4:] == [(1, 0, None)]
+    ex.run_benchmark(_splits(), [1], [33], [0], out, components=("variance",), **kw)
+    assert calls[5:] == [(1, 0, None)]
+    ex.run_benchmark(_splits(), [1], [33], [0], out, resume=False, components=("both",), **kw)
+    assert calls[6:] == [(1, 0, None)]
+    stored = ex.read_rows(out)
+    assert len(stored) == 8 + 1  # class 1 seed 0 now holds only its last run's row
+    assert [(r["normal_class"], r["components"]) for r in stored[-1:]] == [(1, "both")]
+
+
+def test_run_benchmark_keeps_finished_pairs_when_a_later_one_fails(tmp_path, monkeypatch):
+    real = ex.run_one_class
+
+    def failing(splits, label, teachers, **kw):
+        if label == 1:
+            raise FloatingPointError("the student loss became nan")
+        return real(splits, label, teachers, **kw)
+
+    monkeypatch.setattr(ex, "run_one_class", failing)
+    out = tmp_path / "r.csv"
+    with pytest.raises(FloatingPointError):
+        ex.run_benchmark(_splits(), "0-1", [33], [0], out, teachers=lambda p: _teachers(p)[p], **FAST)
+    rows = ex.read_rows(out)
+    assert [(r["normal_class"], r["components"]) for r in rows] == [(0, "both"), (0, "error"), (0, "variance")]
+
+
+def test_run_benchmark_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match=r"scales must be distinct patch sizes from \(17, 33, 65\); got \[20\]"):
+        ex.run_benchmark(_splits(), [0], [20], [0], tmp_path / "r.csv", teachers={})
+    with pytest.raises(ValueError, match="unknown arguments \\['epochs'\\]"):
+        ex.run_benchmark(_splits(), [0], [17], [0], tmp_path / "r.csv", teachers={}, epochs=3)
+    bad = tmp_path / "other.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="lacks the columns"):
+        ex.run_benchmark(_splits(), [0], [17], [0], bad, teachers={})
+
+
+# --------------------------------------------------------------------------- summary
+
+def _row(cls, seed, auroc, scale="17", comp="both"):
+    return {"dataset": "d", "normal_class": cls, "class_name": f"c{cls}", "seed": seed, "scale": scale,
+            "components": comp, "auroc": auroc}
+
+
+def test_summarize_hand_computed():
+    rows = [_row(0, 0, 0.8), _row(0, 1, 1.0), _row(1, 0, 0.6), _row(1, 1, 0.7), _row(0, 0, 0.5, "fused")]
+    out = ex.summarize(rows)
+    assert [(r["normal_class"], r["scale"]) for r in out] == [(0, "17"), (1, "17"), (0, "fused"), ("mean", "17"),
+                                                               ("mean", "fused")]
+    c0, c1, f0, m17, mf = out
+    assert (c0["auroc_mean"], c0["auroc_std"], c0["n_seeds"]) == (pytest.approx(0.9), pytest.approx(0.1414214), 2)
+    assert (c1["auroc_mean"], c1["auroc_std"]) == (pytest.approx(0.65), pytest.approx(0.0707107))
+    assert f0["auroc_mean"] == 0.5 and math.isnan(f0["auroc_std"])
+    # Mean over classes: (0.9 + 0.65) / 2; per-seed class means 0.7 and 0.85 -> std 0.1060660.
+    assert (m17["auroc_mean"], m17["auroc_std"], m17["n_classes"]) == (pytest.approx(0.775), pytest.approx(0.1060660), 2)
+    assert (mf["auroc_mean"], mf["n_classes"], mf["n_seeds"]) == (0.5, 1, 1)
+
+
+def test_summarize_uses_the_seeds_every_class_has_for_the_std():
+    rows = [_row(0, 0, 0.8), _row(0, 1, 0.9), _row(1, 0, 0.6)]
+    mean = ex.summarize(rows)[-1]
+    # class means 0.85 and 0.6; only seed 0 is common -> one value, no std.
+    assert mean["auroc_mean"] == pytest.approx(0.725) and mean["n_seeds"] == 1 and math.isnan(mean["auroc_std"])
+
+
+def test_write_and_read_rows_round_trip(tmp_path):
+    row = {"dataset": "digits", "normal_class": 3, "class_name": "3", "seed": 1, "scale": "fused",
+           "components": "both", "auroc": 0.123456789, "n_train": 10, "n_test": 20, "test_subset": True,
+           "train_seconds": 1.5, "score_seconds": 0.25, "image_size": "28x28", "n_students": 3, "iterations": 7,
+           "stand_in_for": "mnist"}
+    path = ex.write_rows(tmp_path / "x" / "r.csv", [row, {**row, "stand_in_for": None, "test_subset": False}])
+    back = ex.read_rows(path)
+    assert back[0] == row
+    assert back[1]["stand_in_for"] is None and back[1]["test_subset"] is False
