@@ -23,10 +23,21 @@ Multi-scale fusion (Eq. 13)            :func:`fuse_scales`
 =====================================  ==========================================
 
 Section and equation numbers follow arXiv:1911.02357v2.
+
+Around the equations: :mod:`ust.data` (datasets, the one-class protocol,
+pretraining patches), :mod:`ust.backbones` (the pretrained network P),
+:mod:`ust.training` (pretraining a teacher, training students),
+:mod:`ust.model` (a trained detector), :mod:`ust.checkpoints`,
+:mod:`ust.metrics`, :mod:`ust.baselines`, :mod:`ust.experiments` (the
+one-class benchmark), :func:`pretrained_teacher` (the shipped teachers) and
+the command line ``python -m ust``.
 """
 
+from .checkpoints import CheckpointError, load_student_teacher, load_teacher, save_student_teacher, save_teacher
 from .dense import DENSE_METHODS, PADDING_MODES, DensePatchNet, extract_patches, naive_dense_descriptors
+from .model import MultiScaleStudentTeacher, StudentTeacher
 from .networks import LEAKY_SLOPE, PATCH_SIZES, PatchNet, receptive_field
+from .runtime import seed_everything, select_device
 from .scores import (
     IMAGE_REDUCTIONS,
     SCORE_COMPONENTS,
@@ -40,6 +51,7 @@ from .scores import (
 )
 from .students import ChannelStatistics, make_students, normalize_descriptors, student_regression_loss
 from .teacher_losses import (
+    COMPACTNESS_PENALTIES,
     DistillationDecoder,
     correlation_matrix,
     descriptor_compactness_loss,
@@ -47,6 +59,8 @@ from .teacher_losses import (
     metric_learning_loss,
     teacher_loss,
 )
+from .training import pretrain_teacher, teacher_statistics, train_students
+from .weights import available_teachers, pretrained_teacher
 
 __version__ = "0.1.0"
 
@@ -54,9 +68,12 @@ __all__ = [
     "PatchNet", "PATCH_SIZES", "LEAKY_SLOPE", "receptive_field",
     "DensePatchNet", "naive_dense_descriptors", "extract_patches", "PADDING_MODES", "DENSE_METHODS",
     "DistillationDecoder", "knowledge_distillation_loss", "metric_learning_loss", "correlation_matrix",
-    "descriptor_compactness_loss", "teacher_loss",
+    "descriptor_compactness_loss", "teacher_loss", "COMPACTNESS_PENALTIES",
     "ChannelStatistics", "normalize_descriptors", "student_regression_loss", "make_students",
     "ensemble_mean", "regression_error", "predictive_variance", "ScoreNormalization", "anomaly_score",
     "fuse_scales", "image_score", "SCORE_COMPONENTS", "IMAGE_REDUCTIONS",
+    "StudentTeacher", "MultiScaleStudentTeacher", "pretrain_teacher", "teacher_statistics", "train_students",
+    "pretrained_teacher", "available_teachers", "select_device", "seed_everything",
+    "save_teacher", "load_teacher", "save_student_teacher", "load_student_teacher", "CheckpointError",
     "__version__",
 ]
