@@ -59,6 +59,7 @@ from .teacher_losses import (
     metric_learning_loss,
     teacher_loss,
 )
+from . import baselines, data, experiments, metrics, notebook, plotting  # noqa: F401  (subpackages, for `import ust`)
 from .training import pretrain_teacher, teacher_statistics, train_students
 from .weights import available_teachers, pretrained_teacher
 

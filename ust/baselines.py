@@ -1,6 +1,6 @@
 """Classical baselines for one-class novelty detection.
 
-Introduced in the book's chapter *Introduction*, which runs them on the same
+Introduced in the book's chapter *Reconstruction failure modes*, which runs them on the same
 splits and preprocessing as the students so that every number in the book
 is measured by ``ust`` itself.
 
