@@ -7,8 +7,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ust-installed
+# MathJax 3, served with the book so that math renders offline (not committed;
+# fetched once from PyPI, see book/_ext/fetch_mathjax.py).
+MATHJAX := book/_mathjax/mathjax/tex-chtml.js
 
-.PHONY: env book test benchmark clean
+.PHONY: env book mathjax check-book test benchmark clean
 
 env: $(STAMP)
 
@@ -17,9 +20,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e .
 	touch $(STAMP)
 
+## mathjax: fetch MathJax into book/_mathjax (once; needs the network)
+mathjax: $(MATHJAX)
+
+$(MATHJAX):
+	$(MAKE) env
+	$(BIN)/python book/_ext/fetch_mathjax.py
+
 ## book: execute every chapter and build the HTML into _build/html
 book: env
+	$(MAKE) --no-print-directory mathjax
 	$(BIN)/jupyter-book build book -W -n --keep-going
+
+## check-book: check the built HTML (errors in outputs, figures, downloads, rendering in headless Chromium)
+check-book: env
+	$(BIN)/python .ci/check_book.py
 
 ## test: the test suite (CI runs exactly this)
 test: env
