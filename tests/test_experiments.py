@@ -271,3 +271,21 @@ def test_write_and_read_rows_round_trip(tmp_path):
     back = ex.read_rows(path)
     assert back[0] == row
     assert back[1]["stand_in_for"] is None and back[1]["test_subset"] is False
+
+
+def test_synthetic_validation_auroc_is_high_for_a_detector_and_keeps_the_normalisation():
+    """A 'model' whose score is the image's brightness sees bright synthetic strokes on dark images."""
+    import ust
+    from ust.experiments import synthetic_validation_auroc
+    from ust.model import StudentTeacher
+
+    torch.manual_seed(0)
+    model = StudentTeacher(ust.PatchNet(17, out_dim=4), ust.make_students(17, 2, out_dim=4), torch.zeros(4),
+                           torch.ones(4))
+    model.normalization = ust.ScoreNormalization(1.0, 1.0, 1.0, 1.0)
+    images = torch.rand(12, 3, 20, 20) * 0.1
+    auroc = synthetic_validation_auroc(model, images, seed=0)
+    assert 0.0 <= auroc <= 1.0
+    assert model.normalization == ust.ScoreNormalization(1.0, 1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="at least 4 validation images"):
+        synthetic_validation_auroc(model, images[:3])

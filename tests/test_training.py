@@ -92,3 +92,12 @@ def test_end_to_end_digits_auroc(digits, backbone):
     # Measured on this 2-core CPU: 0.898 (normal class 0; classes 1, 2, 3 gave 0.69, 0.66, 0.96).
     # Chance is 0.5; the floor leaves a margin for other CPUs' floating-point order.
     assert auroc >= 0.80, auroc
+
+
+def test_student_callback_sees_the_model_during_training(digits):
+    teacher = ust.PatchNet(33, out_dim=8)
+    images = one_class_split(digits, 2, channels=3).train[:16]
+    seen = []
+    train_students(teacher, images, n_students=1, iterations=6, batch_size=4, progress=False,
+                   callback=lambda step, model: seen.append((step, model.n_students)), callback_every=2)
+    assert seen == [(2, 1), (4, 1), (6, 1)]

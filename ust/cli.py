@@ -470,6 +470,9 @@ def _common_data(p: argparse.ArgumentParser, student: bool = True) -> None:
 def _common_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps "
                                                      "(default: %(default)s)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="CPU threads for PyTorch (default: PyTorch's choice, all cores); use 1 when other jobs share "
+                        "the cores: busy cores slow multi-threaded runs down many times")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -648,6 +651,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         prog = f"{_PROG} {args.command}"
         command = " ".join([_PROG] + [shlex.quote(a) for a in argv])
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
         return _COMMANDS[args.command](args, command)
     except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

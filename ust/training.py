@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -27,6 +28,9 @@ from .teacher_losses import (
     metric_learning_loss,
     teacher_loss,
 )
+
+if TYPE_CHECKING:
+    from .model import StudentTeacher
 
 __all__ = ["TeacherTraining", "pretrain_teacher", "StudentTraining", "teacher_statistics", "train_students"]
 
@@ -241,7 +245,9 @@ def teacher_statistics(teacher: PatchNet, images: torch.Tensor, *, padding: str 
 def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int = 3, iterations: int = 1000,
                    batch_size: int = 16, lr: float = 1e-4, weight_decay: float = 1e-5, dense: bool = False,
                    padding: str = "zeros", stats_images: int = 2000, seed: int = 0,
-                   device: str | torch.device | None = None, progress: bool = True) -> StudentTraining:
+                   device: str | torch.device | None = None, progress: bool = True,
+                   callback: Callable[[int, "StudentTeacher"], None] | None = None,
+                   callback_every: int = 100) -> StudentTraining:
     """Train ``M`` students to regress the normalised teacher (Sec. 3.2, Eq. 8).
 
     First the teacher's channel statistics are measured on (up to
@@ -270,6 +276,10 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
             ``seed + i``), the batches and the offsets.
         device: See :func:`~ust.runtime.select_device`.
         progress: Show a tqdm bar.
+        callback: Called as ``callback(iteration, model)`` after every
+            ``callback_every`` iterations (e.g. to follow a validation score);
+            it must not change the students.
+        callback_every: See ``callback``.
 
     Returns:
         :class:`StudentTraining` with the :class:`~ust.model.StudentTeacher`.
@@ -301,7 +311,7 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
     order = torch.randperm(len(images), generator=generator)
     cursor = 0
     bar = tqdm(range(iterations), desc=f"students p={teacher.patch_size}", disable=not progress, mininterval=2.0)
-    for _ in bar:
+    for step in bar:
         if cursor + batch_size > len(order):
             order, cursor = torch.randperm(len(images), generator=generator), 0
         batch = images[order[cursor:cursor + batch_size]].to(device)
@@ -321,6 +331,10 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
             history["per_student"][i].append(value.item())
         if progress:
             bar.set_postfix(loss=f"{history['loss'][-1]:.3g}", refresh=False)
+        if callback is not None and (step + 1) % callback_every == 0:
+            model.eval()
+            callback(step + 1, model)
+            model.train()
     model = model.cpu().eval()
     settings = dict(patch_size=teacher.patch_size, n_students=n_students, iterations=iterations,
                     batch_size=batch_size, lr=lr, weight_decay=weight_decay, dense=dense, padding=padding,

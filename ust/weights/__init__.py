@@ -19,7 +19,7 @@ from pathlib import Path
 from ..checkpoints import CheckpointError, load_teacher
 from ..networks import PATCH_SIZES, PatchNet
 
-__all__ = ["pretrained_teacher", "available_teachers", "WEIGHTS_DIR", "TEACHER_VARIANTS"]
+__all__ = ["pretrained_teacher", "available_teachers", "write_manifest", "WEIGHTS_DIR", "TEACHER_VARIANTS"]
 
 #: Folder of the shipped weights.
 WEIGHTS_DIR = Path(__file__).resolve().parent
@@ -78,3 +78,28 @@ def pretrained_teacher(patch_size: int, variant: str = "kc") -> PatchNet:
     teacher, metadata = load_teacher(path, patch_size=patch_size)
     teacher.metadata = metadata
     return teacher
+
+
+def write_manifest(folder: Path = WEIGHTS_DIR) -> dict:
+    """Record the SHA-256 and key metadata of every ``teacher_p*_*.pt`` in ``folder``.
+
+    Maintainers run ``python -m ust.weights`` after pretraining new teachers;
+    :func:`pretrained_teacher` refuses files that do not match.
+    """
+    from ..checkpoints import load_checkpoint
+
+    manifest = {}
+    for path in sorted(Path(folder).glob("teacher_p*_*.pt")):
+        meta = load_checkpoint(path, "teacher")["metadata"]
+        variant = path.stem.split("_")[-1]
+        manifest[f"{meta['patch_size']}/{variant}"] = {
+            "file": path.name,
+            "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "bytes": path.stat().st_size,
+            "final_losses": meta.get("final_losses"),
+            "seconds": meta.get("seconds"),
+            "command": meta.get("command"),
+        }
+    (Path(folder) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    _manifest.cache_clear()
+    return manifest
