@@ -42,7 +42,7 @@ test: env
 
 ## benchmark: dense extraction speed-up over the naive per-patch loop
 benchmark: env
-	$(BIN)/python benchmarks/dense_extraction.py
+	$(BIN)/python benchmarks/dense_extraction.py --csv book/results/dense_extraction.csv
 
 clean:
 	rm -rf _build .pytest_cache

@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="run the whole naive loop")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -47,6 +48,7 @@ def main() -> None:
     net = ust.PatchNet(args.patch_size).eval()
     print(f"PatchNet(p={args.patch_size}), torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(f"{'size':>9} {'method':>10} {'fast [s]':>9} {'naive [s]':>10} {'speed-up':>9} {'max|diff|':>10}")
+    rows = []
     for size in args.sizes:
         image = torch.rand(1, 3, size, size)
         patches = ust.extract_patches(image, args.patch_size)
@@ -66,6 +68,21 @@ def main() -> None:
                 label = "full loop" if args.full else f"~{len(idx)} timed"
                 print(f"{size:>4}x{size:<4} {method:>10} {fast_time:9.3f} {naive_time:10.1f} "
                       f"{naive_time / fast_time:8.0f}x {diff:10.1e}   (naive: {label})")
+                rows.append({"patch_size": args.patch_size, "image_size": size, "method": method,
+                             "fast_seconds": round(fast_time, 4), "naive_seconds": round(naive_time, 2),
+                             "speedup": round(naive_time / fast_time, 1), "max_abs_diff": f"{diff:.2e}",
+                             "naive_timed_patches": len(idx), "threads": torch.get_num_threads(),
+                             "torch": torch.__version__})
+    if args.csv:
+        import csv
+        from pathlib import Path
+
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote {args.csv}")
 
 
 if __name__ == "__main__":

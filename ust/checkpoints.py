@@ -20,13 +20,12 @@ the weights and the architecture, and says what to do when one fails.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ._io import atomic_write
 from .networks import PatchNet
 from .scores import ScoreNormalization
 
@@ -68,23 +67,11 @@ def save_checkpoint(path: str | Path, kind: str, state_dict: dict[str, torch.Ten
     """
     from . import __version__
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in state_dict.items()}
     payload = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "kind": kind,
                "metadata": {**metadata, "ust_version": __version__}, "state_dict": state,
                "sha256": weights_sha256(state)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: torch.save(payload, handle), binary=True)
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
