@@ -289,3 +289,26 @@ def test_synthetic_validation_auroc_is_high_for_a_detector_and_keeps_the_normali
     assert model.normalization == ust.ScoreNormalization(1.0, 1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="at least 4 validation images"):
         synthetic_validation_auroc(model, images[:3])
+
+
+def test_scores_dir_reuses_finished_scales_and_fuses_from_saved_scores(tmp_path, monkeypatch):
+    calls = []
+    import ust.training
+
+    original = ust.training.train_students
+
+    def counting(teacher, *args, **kwargs):
+        calls.append(teacher.patch_size)
+        return original(teacher, *args, **kwargs)
+
+    monkeypatch.setattr(ust.training, "train_students", counting)
+    splits, teachers = _splits(), _teachers(17, 33)
+    first = ex.run_one_class(splits, 0, {17: teachers[17]}, scores_dir=tmp_path, **FAST)
+    assert calls == [17] and len(list(tmp_path.glob("*.npz"))) == 1
+    both = ex.run_one_class(splits, 0, teachers, scores_dir=tmp_path, **FAST)
+    assert calls == [17, 33]  # p=17 came from the saved scores
+    assert [r["auroc"] for r in both if r["scale"] == "17"] == [r["auroc"] for r in first]
+    fresh = ex.run_one_class(splits, 0, teachers, **FAST)  # no cache: everything again
+    assert [r["auroc"] for r in fresh] == pytest.approx([r["auroc"] for r in both])
+    changed = ex.run_one_class(splits, 0, {17: teachers[17]}, scores_dir=tmp_path, **{**FAST, "iterations": 3})
+    assert calls[-1] == 17 and len(changed) == 3  # other settings: a new fingerprint, trained again

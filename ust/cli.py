@@ -115,6 +115,13 @@ def _positive_float(text: str) -> float:
 
 # --------------------------------------------------------------------------- shared helpers
 
+def _scores_dir(out: str) -> Path:
+    """Default folder for a benchmark's per-scale test scores: outside the repository, in the cache."""
+    from .notebook import cache_dir
+
+    return cache_dir() / "scores" / Path(out).stem
+
+
 def _device(name: str):
     from .runtime import select_device
 
@@ -426,7 +433,8 @@ def _cmd_benchmark(args, command: str) -> int:
                          on_result=report, n_students=args.students, iterations=args.iterations,
                          batch_size=args.batch_size, lr=args.lr, image_size=args.image_size, max_train=args.max_train,
                          max_test=args.max_test, components=tuple(args.components), dense=args.dense,
-                         device=None if args.device == "auto" else args.device, progress=not args.no_progress)
+                         device=None if args.device == "auto" else args.device, progress=not args.no_progress,
+                         scores_dir=None if args.no_scores_cache else _scores_dir(args.out))
     means = [r for r in summarize(rows) if r["normal_class"] == "mean"]
     table = [[r["scale"], r["components"], r["auroc_mean"], r["auroc_std"], r["n_classes"], r["n_seeds"]]
              for r in means]
@@ -620,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--components", nargs="+", choices=SCORE_COMPONENTS, default=list(SCORE_COMPONENTS),
                    help="score components to record (default: all)")
     p.add_argument("--dense", action="store_true", help="train, calibrate and score on dense maps")
+    p.add_argument("--no-scores-cache", action="store_true",
+                   help="do not keep each scale's test scores (kept by default in $UST_CACHE/scores/<name of --out>, "
+                        "so that a stopped run, or one that adds a scale, trains only what is missing)")
     p.add_argument("--no-resume", action="store_true",
                    help="run every (class, seed) again, replacing its rows (other rows are kept)")
     p.add_argument("--out", required=True, metavar="PATH.csv", help="the results CSV, e.g. book/results/mnist.csv")

@@ -234,6 +234,32 @@ def component_scores(model, images: torch.Tensor, components: Sequence[str] = SC
     return {c: torch.cat(v) if v else torch.empty(0) for c, v in out.items()}
 
 
+def _scores_file(folder, dataset: str, label: int, seed: int, teacher: PatchNet, settings: Mapping) -> Path:
+    """Where one scale's test scores are kept: named by class, seed, scale and a settings fingerprint."""
+    import hashlib
+
+    from .checkpoints import weights_sha256
+
+    text = json.dumps({**_plain(dict(settings)), "teacher": weights_sha256(teacher.state_dict())}, sort_keys=True)
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Path(folder) / f"{dataset}_class{label}_seed{seed}_p{teacher.patch_size}_{fingerprint}.npz"
+
+
+def _save_scores(path: Path, scores: Mapping[str, torch.Tensor], labels: torch.Tensor, train_seconds: float,
+                 score_seconds: float) -> None:
+    arrays = {f"score_{c}": v.numpy() for c, v in scores.items()}
+    atomic_write(path, lambda h: np.savez(h, labels=labels.numpy(), train_seconds=train_seconds,
+                                          score_seconds=score_seconds, **arrays), binary=True)
+
+
+def _load_scores(path: Path, components: Sequence[str], labels: torch.Tensor):
+    with np.load(path, allow_pickle=False) as saved:
+        if not np.array_equal(saved["labels"], labels.numpy()):
+            raise ValueError(f"{path} holds scores for other test images; delete it to score again.")
+        scores = {c: torch.from_numpy(saved[f"score_{c}"]) for c in components}
+        return scores, float(saved["train_seconds"]), float(saved["score_seconds"])
+
+
 def _check_teachers(teachers: Mapping[int, PatchNet]) -> int:
     if not teachers:
         raise ValueError("teachers is empty: pass {patch_size: PatchNet}, e.g. {65: ust.PatchNet(65)} or "
@@ -257,7 +283,8 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
                   image_size: int | tuple[int, int] | None = None, seed: int = 0, max_train: int | None = None,
                   max_test: int | None = None, subset_seed: int = 0,
                   components: Sequence[str] = SCORE_COMPONENTS, dense: bool = False,
-                  device: str | torch.device | None = None, progress: bool = True) -> list[dict[str, Any]]:
+                  device: str | torch.device | None = None, progress: bool = True,
+                  scores_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """One class of the one-class benchmark at every scale, plus the fusion.
 
     Introduced in the book's chapter *Results*.
@@ -279,6 +306,12 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
     :func:`~ust.data.stratified_subset` drawn with ``subset_seed`` (not
     ``seed``), so that every class and seed scores the same images.
 
+    With ``scores_dir`` each scale's test image scores are saved there
+    (``.npz``, named after the class, seed, scale and a fingerprint of the
+    settings and the teacher's weights) and reused when present: a run that
+    stopped, or a later run that adds a scale, trains only what is missing,
+    and the fusion is computed from the saved scores.
+
     Args:
         splits: From :func:`load_splits`.
         normal_class: Label or name of the normal class.
@@ -294,6 +327,7 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
             native lattice.
         device: See :func:`~ust.runtime.select_device`.
         progress: Show tqdm bars while training.
+        scores_dir: Folder for the per-scale test scores (see above), or ``None``.
 
     Returns:
         Rows with the keys :data:`COLUMNS`: for each scale (``"17"``,
@@ -323,17 +357,29 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
     per_scale: list[dict[str, torch.Tensor]] = []
     total_train = total_score = 0.0
     for p, teacher in teachers.items():
-        start = time.perf_counter()
-        training = train_students(teacher, data.train, n_students=n_students, iterations=iterations,
-                                  batch_size=batch_size, lr=lr, dense=dense, seed=seed, device=device,
-                                  progress=progress)
-        model = training.model.to(device)
-        model.calibrate(data.val, dense=dense)
-        train_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        scores = component_scores(model, data.test, components, dense=dense)
-        score_seconds = time.perf_counter() - start
-        model.cpu()
+        cached = None
+        if scores_dir is not None:
+            settings = dict(n_students=n_students, iterations=iterations, batch_size=batch_size, lr=lr,
+                            image_size=common["image_size"], max_train=max_train, max_test=max_test,
+                            subset_seed=subset_seed, dense=dense, n_test=len(data.test), n_train=len(data.train))
+            cached = _scores_file(scores_dir, splits.name, label, seed, teacher, settings)
+        if cached is not None and cached.is_file():
+            scores, train_seconds, score_seconds = _load_scores(cached, components, data.test_labels)
+        else:
+            start = time.perf_counter()
+            training = train_students(teacher, data.train, n_students=n_students, iterations=iterations,
+                                      batch_size=batch_size, lr=lr, dense=dense, seed=seed, device=device,
+                                      progress=progress)
+            model = training.model.to(device)
+            model.calibrate(data.val, dense=dense)
+            train_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            scores = component_scores(model, data.test, SCORE_COMPONENTS if cached is not None else components,
+                                      dense=dense)
+            score_seconds = time.perf_counter() - start
+            model.cpu()
+            if cached is not None:
+                _save_scores(cached, scores, data.test_labels, train_seconds, score_seconds)
         per_scale.append(scores)
         total_train += train_seconds
         total_score += score_seconds
@@ -529,7 +575,8 @@ def run_benchmark(dataset: str | os.PathLike | DatasetSplits, classes: Iterable[
         **kwargs: Passed to :func:`run_one_class` (``n_students``,
             ``iterations``, ``batch_size``, ``lr``, ``image_size``,
             ``max_train``, ``max_test``, ``components``, ``dense``,
-            ``device``, ``progress``, ``subset_seed``).
+            ``device``, ``progress``, ``subset_seed``, ``scores_dir``: with
+            it, a pair that lacks a scale trains only that scale).
 
     Returns:
         The rows of the requested pairs (read from the CSV or new), in the
@@ -549,7 +596,7 @@ def run_benchmark(dataset: str | os.PathLike | DatasetSplits, classes: Iterable[
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers, at least one; got {seeds}.")
     unknown = set(kwargs) - {"n_students", "iterations", "batch_size", "lr", "image_size", "max_train", "max_test",
-                             "subset_seed", "components", "dense", "device", "progress"}
+                             "subset_seed", "components", "dense", "device", "progress", "scores_dir"}
     if unknown:
         raise ValueError(f"run_benchmark got unknown arguments {sorted(unknown)}; see run_one_class for the valid ones.")
     subset_seeds = {int(k): int(v) for k, v in (subset_seeds or {}).items()}
