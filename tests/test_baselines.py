@@ -157,3 +157,27 @@ def test_noise_reconstructs_worse_than_training_like_images(trained):
     assert s_normal.mean() < 0.75 * reconstruction_scores(untrained, normal).mean()
     # ... and every noise image scores above every normal one
     assert s_noise.min() > s_normal.max()
+
+
+def test_backbone_features_resize_and_gray_to_rgb():
+    from ust.backbones import load_backbone
+    from ust.baselines import backbone_features
+
+    net = load_backbone()
+    gray = torch.rand(3, 1, 28, 28)
+    feats = backbone_features(gray, net, image_size=32, batch_size=2)
+    assert feats.shape == (3, 1280)
+    manual = net(torch.nn.functional.interpolate(gray[:1].expand(-1, 3, -1, -1), size=(32, 32), mode="bilinear",
+                                                 antialias=True, align_corners=False))
+    assert torch.allclose(feats[:1], manual, atol=1e-5)
+
+
+def test_teacher_features_are_mean_lattice_descriptors():
+    import ust
+    from ust.baselines import teacher_features
+
+    torch.manual_seed(0)
+    teacher = ust.PatchNet(33, out_dim=8).eval()
+    x = torch.rand(3, 3, 12, 12)
+    expected = ust.DensePatchNet(teacher).strided(x).mean((2, 3))
+    assert torch.allclose(teacher_features(teacher, x, batch_size=2), expected, atol=1e-6)

@@ -36,6 +36,8 @@ __all__ = [
     "reconstruction_error_maps",
     "reconstruction_scores",
     "knn_scores",
+    "backbone_features",
+    "teacher_features",
 ]
 
 
@@ -335,3 +337,64 @@ def knn_scores(train_features, test_features, k: int = 2, normalize: bool = True
     distances, _ = NearestNeighbors(n_neighbors=int(k)).fit(train).kneighbors(test)
     scores = distances.astype(np.float64).mean(1)
     return torch.from_numpy(scores) if isinstance(test_features, torch.Tensor) else scores
+
+
+@torch.no_grad()
+def backbone_features(images: torch.Tensor, backbone=None, *, image_size: int | None = 64,
+                      batch_size: int = 64) -> torch.Tensor:
+    """Global features of a pretrained ImageNet network, one vector per image.
+
+    Introduced in the book's chapter *Beyond the paper* (the "pretrained
+    feature matching" family: k-NN on these features, :func:`knn_scores`).
+
+    Args:
+        images: ``(N, C, H, W)`` in ``[0, 1]``; grayscale becomes three equal channels.
+        backbone: A :class:`~ust.backbones.PretrainedFeatures` (default:
+            EfficientNet-Lite0, offline).
+        image_size: Resize to this square size first (bilinear, antialiased);
+            ``None`` keeps the size. Input resolution matters: on CIFAR-10,
+            k-NN on these features gains about 4 AUROC points from 64 to 128.
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``(N, F)`` float32 features on the CPU (F = 1280 for EfficientNet-Lite0).
+    """
+    from .backbones import load_backbone
+
+    _check_unit_range(images)
+    backbone = backbone if backbone is not None else load_backbone("efficientnet_lite0")
+    device = next(backbone.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
+            x = torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear",
+                                                antialias=True, align_corners=False)
+        out.append(backbone(x).float().cpu())
+    return torch.cat(out) if out else torch.empty(0, backbone.feature_dim)
+
+
+@torch.no_grad()
+def teacher_features(teacher, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+    """The teacher's descriptors averaged over each image: one ``d``-vector per image.
+
+    Introduced in the book's chapter *Results* (the k-NN baseline on the
+    teacher's pooled descriptors). Uses the native lattice of the patch
+    network (:meth:`~ust.DensePatchNet.strided`).
+
+    Args:
+        teacher: A :class:`~ust.PatchNet`.
+        images: ``(N, C, H, W)`` in ``[0, 1]`` with the teacher's channel count.
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``(N, d)`` float32 on the CPU.
+    """
+    from .dense import DensePatchNet
+
+    dense = DensePatchNet(teacher.eval())
+    device = next(teacher.parameters()).device
+    return torch.cat([dense.strided(images[s:s + batch_size].to(device)).mean((2, 3)).cpu()
+                      for s in range(0, len(images), batch_size)])
