@@ -312,3 +312,28 @@ def test_scores_dir_reuses_finished_scales_and_fuses_from_saved_scores(tmp_path,
     assert [r["auroc"] for r in fresh] == pytest.approx([r["auroc"] for r in both])
     changed = ex.run_one_class(splits, 0, {17: teachers[17]}, scores_dir=tmp_path, **{**FAST, "iterations": 3})
     assert calls[-1] == 17 and len(changed) == 3  # other settings: a new fingerprint, trained again
+
+
+def test_baselines_rows_and_resume(tmp_path, monkeypatch):
+    splits = _splits(n_train=12, n_test=4, size=16)
+    teacher = _teachers(17)[17]
+    out = tmp_path / "baselines.csv"
+    rows = ex.run_baselines(splits, [0, 1], out, teacher=teacher, ae_epochs=1,
+                            methods=("autoencoder", "knn_pixels", "knn_teacher"))
+    assert [(r["normal_class"], r["method"]) for r in rows] == [
+        (0, "autoencoder"), (0, "knn_pixels"), (0, "knn_teacher"),
+        (1, "autoencoder"), (1, "knn_pixels"), (1, "knn_teacher")]
+    assert all(0.0 <= r["auroc"] <= 1.0 for r in rows)
+    # the bright square in a class-specific corner: raw-pixel k-NN separates the classes perfectly
+    assert all(r["auroc"] == 1.0 for r in rows if r["method"] == "knn_pixels")
+    with out.open() as handle:
+        assert csv.DictReader(handle).fieldnames == list(ex.BASELINE_COLUMNS)
+    calls = []
+    with monkeypatch.context() as patched:
+        patched.setattr(ex, "run_baselines_one_class", lambda *a, **kw: calls.append(a))
+        again = ex.run_baselines(splits, [0, 1], out, teacher=teacher, ae_epochs=1,
+                                 methods=("autoencoder", "knn_pixels", "knn_teacher"))
+    assert calls == []  # read back from the CSV, not rerun
+    assert [r["auroc"] for r in again] == pytest.approx([r["auroc"] for r in rows])
+    with pytest.raises(ValueError, match="knn_teacher baseline needs teacher"):
+        ex.run_baselines_one_class(splits, 0, methods=("knn_teacher",))

@@ -51,7 +51,8 @@ from .scores import SCORE_COMPONENTS, anomaly_score, image_score
 __all__ = [
     "COLUMNS", "DATASET_CHOICES", "FUSED", "load_splits", "resolve_class", "parse_classes", "component_scores",
     "run_one_class", "run_benchmark", "read_rows", "write_rows", "summarize", "hardware_description",
-    "synthetic_validation_auroc",
+    "synthetic_validation_auroc", "run_baselines_one_class", "run_baselines", "BASELINE_COLUMNS",
+    "BASELINE_METHODS",
 ]
 
 #: The keys of a result row and the columns of the benchmark CSV, in order.
@@ -678,6 +679,124 @@ def run_benchmark(dataset: str | os.PathLike | DatasetSplits, classes: Iterable[
             result.extend(done)
             if on_result is not None:
                 on_result(done, resumed)
+    return result
+
+
+# --------------------------------------------------------------------------- baselines
+
+#: Columns of the baselines CSV.
+BASELINE_COLUMNS = ("dataset", "normal_class", "class_name", "method", "auroc", "n_train", "n_test", "seconds",
+                    "image_size", "stand_in_for")
+#: The classical baselines, run on the same splits and preprocessing as the students.
+BASELINE_METHODS = ("autoencoder", "knn_pixels", "knn_teacher", "knn_efficientnet")
+
+
+def run_baselines_one_class(splits: DatasetSplits, normal_class: int | str, *, teacher: PatchNet | None = None,
+                            methods: Sequence[str] = BASELINE_METHODS, image_size: int | None = None,
+                            feature_size: int = 64, k: int = 2, ae_epochs: int = 20, seed: int = 0,
+                            max_train: int | None = None, max_test: int | None = None, subset_seed: int = 0,
+                            device: str | torch.device | None = None, progress: bool = False) -> list[dict]:
+    """Classical baselines for one normal class, on the students' splits and preprocessing.
+
+    Introduced in the book's chapter *Results*.
+
+    * ``"autoencoder"``: reconstruction error of :class:`~ust.baselines.ConvAutoencoder`
+      trained on the normal training images (the failure mode of chapter 1);
+    * ``"knn_pixels"``: k-NN distance on the raw pixels;
+    * ``"knn_teacher"``: k-NN on the teacher's descriptors averaged over the
+      image (:func:`~ust.baselines.teacher_features`), L2-normalised;
+    * ``"knn_efficientnet"``: k-NN on EfficientNet-Lite0's global features of
+      the images resized to ``feature_size`` (:func:`~ust.baselines.backbone_features`),
+      L2-normalised: the "pretrained feature matching" family.
+
+    Args:
+        splits: From :func:`load_splits`.
+        normal_class: Label or name.
+        teacher: The teacher for ``"knn_teacher"`` (its channel count sets the images' channels).
+        methods: Which baselines.
+        image_size: Resize as for the students (``None``: keep).
+        feature_size: Input size of EfficientNet-Lite0.
+        k: Neighbours for the k-NN scores.
+        ae_epochs: Autoencoder epochs.
+        seed: Seeds the validation draw (as :func:`run_one_class`) and the autoencoder.
+        max_train, max_test, subset_seed: As for :func:`run_one_class`.
+        device: See :func:`~ust.runtime.select_device`.
+        progress: Show the autoencoder's progress bar.
+
+    Returns:
+        One row per method with the keys :data:`BASELINE_COLUMNS`.
+    """
+    from .baselines import backbone_features, knn_scores, reconstruction_scores, teacher_features, train_autoencoder
+    from .metrics import image_auroc
+
+    unknown = [m for m in methods if m not in BASELINE_METHODS]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {BASELINE_METHODS}.")
+    if "knn_teacher" in methods and teacher is None:
+        raise ValueError("the knn_teacher baseline needs teacher=... (e.g. ust.pretrained_teacher(33)).")
+    device = select_device(device)
+    label = resolve_class(splits.classes, normal_class)
+    tested, subset = _test_subset(splits, max_test, subset_seed)
+    channels = teacher.in_channels if teacher is not None else 3
+    data = one_class_split(tested, label, image_size=image_size, channels=channels, max_train=max_train, seed=seed)
+    common = dict(dataset=splits.name, normal_class=label, class_name=data.class_name, n_train=len(data.train),
+                  n_test=len(data.test), image_size=f"{data.test.shape[-2]}x{data.test.shape[-1]}",
+                  stand_in_for=splits.stand_in_for or "")
+    rows = []
+    for method in methods:
+        start = time.perf_counter()
+        if method == "autoencoder":
+            model, _ = train_autoencoder(data.train, epochs=ae_epochs, seed=seed, device=device, progress=progress)
+            scores = reconstruction_scores(model, data.test)
+        elif method == "knn_pixels":
+            scores = knn_scores(data.train, data.test, k=k, normalize=False)
+        elif method == "knn_teacher":
+            net = teacher.to(device)
+            scores = knn_scores(teacher_features(net, data.train), teacher_features(net, data.test), k=k)
+            teacher.cpu()
+        else:
+            from .backbones import load_backbone
+
+            net = load_backbone("efficientnet_lite0", device)
+            scores = knn_scores(backbone_features(data.train, net, image_size=feature_size),
+                                backbone_features(data.test, net, image_size=feature_size), k=k)
+        rows.append({**common, "method": method, "auroc": image_auroc(scores, data.test_labels),
+                     "seconds": time.perf_counter() - start})
+    return rows
+
+
+def run_baselines(dataset: str | os.PathLike | DatasetSplits, classes: Iterable[int | str], out_csv,
+                  *, resume: bool = True, data_root=None, **kwargs) -> list[dict]:
+    """:func:`run_baselines_one_class` for several classes, saved to ``out_csv`` after each class.
+
+    Introduced in the book's chapter *Results*. Classes already in the CSV
+    (with every method asked for) are skipped when ``resume`` is true.
+    """
+    splits = dataset if isinstance(dataset, DatasetSplits) else load_splits(dataset, data_root)
+    labels = parse_classes(classes, splits.classes)
+    methods = tuple(kwargs.get("methods", BASELINE_METHODS))
+    out_csv = Path(out_csv)
+    rows = []
+    if out_csv.is_file():
+        with out_csv.open(newline="", encoding="utf-8") as handle:
+            rows = [dict(r, normal_class=int(r["normal_class"]), auroc=float(r["auroc"])) for r in csv.DictReader(handle)]
+    result = []
+    for label in labels:
+        have = [r for r in rows if r["dataset"] == splits.name and r["normal_class"] == label]
+        if resume and set(methods) <= {r["method"] for r in have}:
+            result.extend(r for r in have if r["method"] in methods)
+            continue
+        done = run_baselines_one_class(splits, label, **kwargs)
+        rows = [r for r in rows if not (r["dataset"] == splits.name and r["normal_class"] == label
+                                        and r["method"] in methods)] + done
+
+        def write(handle, rows=rows):
+            writer = csv.DictWriter(handle, fieldnames=list(BASELINE_COLUMNS))
+            writer.writeheader()
+            writer.writerows({c: r[c] for c in BASELINE_COLUMNS} for r in rows)
+
+        _atomic_write(out_csv, write)
+        result.extend(done)
     return result
 
 
