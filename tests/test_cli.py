@@ -91,7 +91,7 @@ def test_python_m_ust_help_in_a_subprocess():
         assert word in done.stdout
 
 
-@pytest.mark.parametrize("command", ["pretrain-teacher", "train-students", "evaluate", "benchmark"])
+@pytest.mark.parametrize("command", ["pretrain-teacher", "train-students", "evaluate", "benchmark", "baselines"])
 def test_every_subcommand_explains_itself(command):
     code, out, _ = run(command, "--help")
     assert code == 0 and "examples:" in out and f"python -m ust {command}" in out
@@ -305,3 +305,27 @@ def test_unavailable_device(files, tmp_path):
     code, _, err = run("train-students", "--teacher", files / "teachers" / "teacher_33.pt", "--dataset",
                        files / "tiny.npz", "--normal-class", "0", "--device", "cuda", "--out", tmp_path / "x.pt")
     assert code == 2 and err.count("\n") == 1 and "no CUDA GPU is available here" in err
+
+
+def test_baselines_command(files, tmp_path):
+    out = tmp_path / "baselines.csv"
+    code, text, err = run("baselines", "--dataset", files / "tiny.npz", "--classes", "cat", "--methods", "knn_pixels",
+                          "knn_teacher", "--teacher", files / "teachers" / "teacher_33.pt", "--out", out, *QUIET)
+    assert code == 0, err
+    # each class lights up its own block of pixels: raw-pixel k-NN separates them perfectly
+    assert table_row(text, "0")[:3] == ["cat", "knn_pixels", 1.0]
+    assert "mean AUROC knn_teacher" in text and out.is_file()
+    code, _, err = run("baselines", "--dataset", files / "tiny.npz", "--classes", "horse", "--out", out, *QUIET)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "horse" in err
+
+
+def test_benchmark_accepts_plain_pretrained(monkeypatch):
+    from ust import cli
+
+    monkeypatch.setattr(cli, "_teacher", lambda spec, option: (ust.PatchNet(int(spec.split(":")[1]), out_dim=4),
+                                                                 {}))
+    monkeypatch.setattr(cli, "_pretrained_teacher",
+                        lambda spec: (ust.PatchNet(int(spec.split(":")[1]), out_dim=4), {}))
+    teachers, sources = cli._benchmark_teachers(["pretrained"], [17, 33])
+    assert sources == {17: "pretrained:17", 33: "pretrained:33"}
+    assert {p: t.patch_size for p, t in teachers.items()} == {17: 17, 33: 33}

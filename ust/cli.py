@@ -361,6 +361,28 @@ def _cmd_evaluate(args, command: str) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- baselines
+
+def _cmd_baselines(args, command: str) -> int:
+    from .experiments import parse_classes, run_baselines
+
+    device = _device(args.device)
+    teacher = _teacher(args.teacher, "--teacher")[0] if "knn_teacher" in args.methods else None
+    splits = _dataset(args)
+    labels = parse_classes(args.classes, splits.classes)
+    print(f"Baselines on {splits.name}: classes {labels}, methods {args.methods}; results in {args.out}.", flush=True)
+    rows = run_baselines(splits, labels, args.out, resume=not args.no_resume, teacher=teacher,
+                         methods=tuple(args.methods), image_size=args.image_size, feature_size=args.feature_size,
+                         k=args.k, ae_epochs=args.ae_epochs, seed=args.seed, max_test=args.max_test, device=device,
+                         progress=not args.no_progress)
+    table = [[r["normal_class"], r["class_name"], r["method"], r["auroc"]] for r in rows]
+    print(_table(["class", "name", "method", "AUROC"], table))
+    for method in args.methods:
+        values = [r["auroc"] for r in rows if r["method"] == method]
+        print(f"mean AUROC {method}: {sum(values) / len(values):.4f} over {len(values)} classes")
+    return 0
+
+
 # --------------------------------------------------------------------------- benchmark
 
 def _benchmark_teachers(specs: Sequence[str], scales: Sequence[int]) -> tuple[dict, dict]:
@@ -368,6 +390,8 @@ def _benchmark_teachers(specs: Sequence[str], scales: Sequence[int]) -> tuple[di
     from .checkpoints import load_checkpoint, load_teacher
 
     found: dict[int, list[str]] = {}
+    if list(specs) == ["pretrained"]:  # the shipped teacher for every scale asked for
+        specs = [f"pretrained:{p}" for p in scales]
     if len(specs) == 1 and Path(specs[0]).expanduser().is_dir():
         folder = Path(specs[0]).expanduser()
         for path in sorted(folder.glob("*.pt")):
@@ -491,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from .backbones import BACKBONES
     from .data.synthetic import SYNTHETIC_KINDS
+    from .experiments import BASELINE_METHODS
     from .networks import PATCH_SIZES
     from .scores import SCORE_COMPONENTS
 
@@ -614,7 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="seeds (default: 0)")
     p.add_argument("--teachers", nargs="+", required=True, metavar="DIR_OR_FILE",
                    help="a folder of teacher checkpoints (one per patch size), or the files, or pretrained:P "
-                        "(shipped teachers; pretrained:P:kmc for the metric-learning variant)")
+                        "(shipped teachers; pretrained:P:kmc for the metric-learning variant), or just "
+                        "`pretrained` for the shipped teacher of every scale")
     p.add_argument("--students", type=_positive_int, default=3, help="ensemble size M (default: %(default)s)")
     p.add_argument("--iterations", type=_positive_int, default=1000, help="student steps (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="images per step (default: %(default)s)")
@@ -635,11 +661,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run every (class, seed) again, replacing its rows (other rows are kept)")
     p.add_argument("--out", required=True, metavar="PATH.csv", help="the results CSV, e.g. book/results/mnist.csv")
     _common_run(p)
+
+    # baselines
+    p = sub.add_parser(
+        "baselines", formatter_class=_Formatter, help="classical baselines on the benchmark's splits",
+        description="Score the one-class protocol with classical baselines, on exactly the splits and "
+                    "preprocessing of `benchmark`: a convolutional autoencoder's reconstruction error, and "
+                    "k-nearest-neighbour distances on raw pixels, on the teacher's descriptors averaged over the "
+                    "image, and on EfficientNet-Lite0's global features. One row per class and method; finished "
+                    "classes are skipped when the command runs again.",
+        epilog="examples:\n"
+               "  python -m ust baselines --dataset mnist --classes 0-9 --teacher pretrained:33 \\\n"
+               "      --out book/results/mnist_baselines.csv\n"
+               "  python -m ust baselines --dataset cifar10 --classes all --teacher pretrained:33 --feature-size 128 \\\n"
+               "      --out cifar_baselines.csv")
+    _common_data(p)
+    p.add_argument("--classes", nargs="+", required=True, metavar="C",
+                   help="normal classes: labels, names, ranges such as 0-9, comma lists, or all")
+    p.add_argument("--teacher", default="pretrained:33", metavar="PATH",
+                   help="teacher for the k-NN-on-descriptors baseline (default: %(default)s)")
+    p.add_argument("--methods", nargs="+", choices=BASELINE_METHODS, default=list(BASELINE_METHODS),
+                   help="which baselines (default: all)")
+    p.add_argument("--feature-size", type=_positive_int, default=64,
+                   help="input size of EfficientNet-Lite0 (default: %(default)s)")
+    p.add_argument("--k", type=_positive_int, default=2, help="neighbours (default: %(default)s)")
+    p.add_argument("--ae-epochs", type=_positive_int, default=20, help="autoencoder epochs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (validation draw, autoencoder) (default: 0)")
+    p.add_argument("--max-test", type=_positive_int, metavar="N", help="score a fixed stratified subset of N test images")
+    p.add_argument("--no-resume", action="store_true", help="run every class again")
+    p.add_argument("--out", required=True, metavar="PATH.csv", help="the CSV, e.g. book/results/mnist_baselines.csv")
+    _common_run(p)
     return parser
 
 
 _COMMANDS = {"pretrain-teacher": _cmd_pretrain_teacher, "train-students": _cmd_train_students,
-             "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark}
+             "evaluate": _cmd_evaluate, "benchmark": _cmd_benchmark, "baselines": _cmd_baselines}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
