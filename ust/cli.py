@@ -176,6 +176,7 @@ def _teacher(spec: str, option: str = "--teacher"):
     path = _existing_file(spec, option, "pretrain a teacher with `python -m ust pretrain-teacher ... --out "
                                         f"{spec}`, or use a shipped one such as pretrained:65.")
     teacher, meta = load_teacher(path)
+    teacher.name = path.stem  # how result tables name it
     return teacher, {"source": str(path), "metadata": meta}
 
 
@@ -367,9 +368,9 @@ def _cmd_baselines(args, command: str) -> int:
     from .experiments import parse_classes, run_baselines
 
     device = _device(args.device)
-    teacher = _teacher(args.teacher, "--teacher")[0] if "knn_teacher" in args.methods else None
-    splits = _dataset(args)
+    splits = _dataset(args)  # data and class names first: their errors are the cheap ones
     labels = parse_classes(args.classes, splits.classes)
+    teacher = _teacher(args.teacher, "--teacher")[0] if "knn_teacher" in args.methods else None
     print(f"Baselines on {splits.name}: classes {labels}, methods {args.methods}; results in {args.out}.", flush=True)
     rows = run_baselines(splits, labels, args.out, resume=not args.no_resume, teacher=teacher,
                          methods=tuple(args.methods), image_size=args.image_size, feature_size=args.feature_size,

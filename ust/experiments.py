@@ -51,14 +51,14 @@ from .scores import SCORE_COMPONENTS, anomaly_score, image_score
 __all__ = [
     "COLUMNS", "DATASET_CHOICES", "FUSED", "load_splits", "resolve_class", "parse_classes", "component_scores",
     "run_one_class", "run_benchmark", "read_rows", "write_rows", "summarize", "hardware_description",
-    "synthetic_validation_auroc", "run_baselines_one_class", "run_baselines", "BASELINE_COLUMNS",
+    "synthetic_validation_auroc", "teacher_name", "run_baselines_one_class", "run_baselines", "BASELINE_COLUMNS",
     "BASELINE_METHODS",
 ]
 
 #: The keys of a result row and the columns of the benchmark CSV, in order.
 COLUMNS = ("dataset", "normal_class", "class_name", "seed", "scale", "components", "auroc", "n_train", "n_test",
            "test_subset", "train_seconds", "score_seconds", "image_size", "n_students", "iterations",
-           "stand_in_for")
+           "stand_in_for", "teacher")
 
 #: Dataset names :func:`load_splits` accepts besides the path of an arrays file.
 DATASET_CHOICES = DATASET_NAMES + ("mnist-or-digits",)
@@ -235,6 +235,11 @@ def component_scores(model, images: torch.Tensor, components: Sequence[str] = SC
     return {c: torch.cat(v) if v else torch.empty(0) for c, v in out.items()}
 
 
+def teacher_name(teacher: PatchNet) -> str:
+    """How result tables name a teacher: ``pretrained:33:kc`` for a shipped one, else its ``name`` or ``"custom"``."""
+    return str(getattr(teacher, "name", "") or "custom")
+
+
 def _scores_file(folder, dataset: str, label: int, seed: int, teacher: PatchNet, settings: Mapping) -> Path:
     """Where one scale's test scores are kept: named by class, seed, scale and a settings fingerprint."""
     import hashlib
@@ -385,13 +390,14 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
         total_train += train_seconds
         total_score += score_seconds
         for c in components:
-            rows.append({**common, "scale": str(p), "components": c,
+            rows.append({**common, "scale": str(p), "components": c, "teacher": teacher_name(teacher),
                          "auroc": image_auroc(scores[c], data.test_labels),
                          "train_seconds": train_seconds, "score_seconds": score_seconds})
     if len(per_scale) > 1:
         for c in components:
             fused = torch.stack([s[c] for s in per_scale]).mean(0)
             rows.append({**common, "scale": FUSED, "components": c, "auroc": image_auroc(fused, data.test_labels),
+                         "teacher": "+".join(teacher_name(t) for t in teachers.values()),
                          "train_seconds": total_train, "score_seconds": total_score})
     return [{k: row[k] for k in COLUMNS} for row in rows]
 

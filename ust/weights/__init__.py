@@ -54,7 +54,8 @@ def pretrained_teacher(patch_size: int, variant: str = "kc") -> PatchNet:
 
     Returns:
         The teacher :class:`~ust.PatchNet` in eval mode (float32; stored in
-        float16). Its metadata is in ``teacher.metadata``.
+        float16). Its metadata is in ``teacher.metadata``, and
+        ``teacher.name`` is ``"pretrained:<p>:<variant>"`` (result tables use it).
 
     Raises:
         ValueError: Unsupported patch size or variant.
@@ -77,6 +78,7 @@ def pretrained_teacher(patch_size: int, variant: str = "kc") -> PatchNet:
                               "or was replaced. Reinstall ust.")
     teacher, metadata = load_teacher(path, patch_size=patch_size)
     teacher.metadata = metadata
+    teacher.name = f"pretrained:{patch_size}:{variant}"
     return teacher
 
 
