@@ -415,7 +415,9 @@ def check_in_browser(html_dir: Path, pages: list[str], shots: Path, binary: str)
                             {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
                 time.sleep(0.5)
                 shot = client.call("Page.captureScreenshot", {"format": "png"}, timeout=120)
-                (shots / f"{page}.png").write_bytes(base64.b64decode(shot["data"]))
+                target = shots / f"{page}.png"  # pages in subfolders (assignments/...) get their folder
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(base64.b64decode(shot["data"]))
                 errors = _page_errors(client.events)
                 errors += [f"broken image {src}" for src in state["broken"]]
                 errors += [f"MathJax error: {text}" for text in state["mathErrors"]]
