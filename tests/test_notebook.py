@@ -224,3 +224,75 @@ def test_threads_from_argument_and_environment(no_data, monkeypatch):
         assert 1 <= notebook.default_threads() <= 4
     finally:
         torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- students shared between chapters
+
+def _tiny_students(ctx, teacher, images, **kw):
+    return notebook.load_or_train_students(ctx, teacher, images, name="toy", n_students=2, iterations=3,
+                                           batch_size=2, lr=1e-3, verbose=False, **kw)
+
+
+def test_load_or_train_students_caches_by_teacher_and_settings(no_data, monkeypatch):
+    import ust
+
+    ctx = notebook.setup(seed=0, data=False, verbose=False)
+    torch.manual_seed(0)
+    teacher, images = PatchNet(17).eval(), torch.rand(4, 3, 6, 6)
+    calls = []
+    real = ust.training.train_students
+    monkeypatch.setattr(ust.training, "train_students", lambda *a, **k: calls.append(k) or real(*a, **k))
+    model, info = _tiny_students(ctx, teacher, images)
+    assert len(calls) == 1 and calls[0]["seed"] == 0 and calls[0]["progress"] is False
+    assert model.n_students == 2 and not model.training and model.normalization is None
+    assert len(info["history"]["per_student"]) == 2 and len(info["history"]["loss"]) == 3
+    assert info["settings"]["iterations"] == 3 and info["seconds"] > 0
+    (path,) = ctx.cache.glob("students-toy-*.pt")
+    assert "iters3" in path.name and "M2" in path.name and "p17" in path.name
+    again, info_again = _tiny_students(ctx, teacher, images)
+    assert len(calls) == 1, "the second call loads the cache"
+    assert info_again == info
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    other = PatchNet(17).eval()  # another teacher: other students
+    _tiny_students(ctx, other, images)
+    assert len(calls) == 2 and len(list(ctx.cache.glob("students-toy-*.pt"))) == 2
+
+
+def test_ensemble_size_maps_equal_the_equations_for_each_subset():
+    import ust
+
+    torch.manual_seed(0)
+    teacher = PatchNet(17).eval()
+    model = ust.StudentTeacher(teacher, ust.make_students(17, 3), torch.randn(128), torch.rand(128) + 0.5)
+    images = torch.rand(5, 3, 6, 7)
+    maps = notebook.ensemble_size_maps(model, images, batch_size=2)
+    assert sorted(maps) == [1, 2, 3]
+    with torch.no_grad():
+        preds = torch.stack([s(F_pad(images)) for s in model.students])[..., :6, :7]
+        target = model.teacher_targets(images)
+    for m, (e, v) in maps.items():
+        mean = preds[:m].mean(0)
+        torch.testing.assert_close(e, (mean - target).square().sum(1), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(v, (preds[:m] - mean).square().sum(2).mean(0), rtol=1e-4, atol=1e-4)
+    assert maps[1][1].abs().max() == 0, "one student has no variance"
+    e3, v3 = model.error_and_variance(images)
+    torch.testing.assert_close(maps[3][0], e3)
+    assert notebook.ensemble_size_maps(model, images, [2], dense=False)[2][0].shape == (5, 6, 7)
+    with pytest.raises(ValueError, match="between 1 and"):
+        notebook.ensemble_size_maps(model, images, [4])
+
+
+def F_pad(images):
+    """Zero padding by p // 2 = 8 on every side: the patch centred at each pixel (p = 17)."""
+    return torch.nn.functional.pad(images, (8, 8, 8, 8))
+
+
+def test_batched_equals_one_call():
+    net = nn.Linear(4, 2)
+    x = torch.randn(7, 4)
+    out = notebook.batched(net, x, batch_size=3)
+    torch.testing.assert_close(out, net(x).detach())
+    assert not out.requires_grad
+    with pytest.raises(ValueError, match="batch_size"):
+        notebook.batched(net, x, batch_size=0)

@@ -202,3 +202,148 @@ def test_one_class_examples_titles_follow_the_labels():
     # the images shown are the test images with those labels
     first = fig.axes[0].images[0].get_array()
     assert any(np.allclose(first, img[0].numpy()) for img in data.test[data.test_labels == 0])
+
+
+# --------------------------------------------------------------------------- chapters 2-4
+
+def test_smoothed_loss_curves_draw_raw_and_moving_average():
+    values = [4.0, 2.0, 3.0, 1.0, 2.0]
+    ax = plotting.smoothed_loss_curves({"a": values}, window=2)
+    raw, smooth = ax.lines
+    np.testing.assert_allclose(raw.get_ydata(), values)
+    np.testing.assert_allclose(smooth.get_xdata(), [2, 3, 4, 5])
+    np.testing.assert_allclose(smooth.get_ydata(), [3.0, 2.5, 2.0, 1.5])
+    assert ax.get_xlabel() == "iteration" and "mean of 2" in ax.get_legend().get_texts()[0].get_text()
+    with pytest.raises(ValueError, match="window"):
+        plotting.smoothed_loss_curves(values, window=6)
+
+
+def test_matrix_heatmap_shows_the_matrix_with_a_labelled_colorbar():
+    m = torch.tensor([[1.0, -0.5], [-0.5, 1.0]])
+    ax = plotting.matrix_heatmap(m, title="c")
+    np.testing.assert_allclose(ax.images[0].get_array(), m.numpy())
+    assert ax.images[0].get_clim() == (-1.0, 1.0) and ax.get_title() == "c"
+    assert ax.figure.axes[-1].get_ylabel() == "correlation"
+    with pytest.raises(ValueError, match="2-D"):
+        plotting.matrix_heatmap(torch.zeros(3))
+
+
+def test_receptive_fields_panels_scale_with_the_patch_and_mark_the_field():
+    maps = {5: torch.ones(5, 5), 9: torch.zeros(9, 9)}
+    maps[9][:7, :7] = 1
+    fig = plotting.receptive_fields(maps, {5: 5, 9: 7})
+    left, right = fig.axes[:2]
+    assert "receptive field 7x7" in right.get_title()
+    (box,) = right.patches
+    assert box.get_width() == 7 and box.get_height() == 7
+    shown = right.images[0].get_array()
+    assert shown.mask[8, 8] and not shown.mask[0, 0]  # zero influence is masked (white)
+    assert left.get_position().width < right.get_position().width
+    with pytest.raises(ValueError, match="no receptive field"):
+        plotting.receptive_fields({5: torch.ones(5, 5)}, {})
+
+
+def test_nearest_neighbours_rows_and_distance_titles():
+    q = torch.rand(2, 3, 6, 6)
+    nb = torch.rand(2, 3, 3, 6, 6)
+    d = torch.tensor([[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]])
+    fig = plotting.nearest_neighbours(q, nb, d)
+    assert len(fig.axes) == 8
+    assert fig.axes[0].get_title() == "query" and fig.axes[5].get_title() == "d = 1"
+    np.testing.assert_allclose(fig.axes[6].images[0].get_array(), nb[1, 1].permute(1, 2, 0).numpy())
+    with pytest.raises(ValueError, match="distances"):
+        plotting.nearest_neighbours(q, nb, d[:1])
+
+
+def test_triplet_grid_rows_and_verdicts():
+    x = torch.rand(3, 1, 5, 5)
+    fig = plotting.triplet_grid(x, x, x, correct=[True, False, True])
+    assert [fig.axes[i * 3].get_ylabel() for i in range(3)] == ["anchor p", "positive p+", "negative p-"]
+    assert fig.axes[1].get_title() == "wrong" and fig.axes[1].title.get_color() == plotting.ANOMALY_COLOR
+    with pytest.raises(ValueError, match="same number"):
+        plotting.triplet_grid(x, x[:2], x)
+
+
+def test_multipool_offsets_windows_and_unwarped_colours():
+    fig = plotting.multipool_offsets(np.arange(36.0).reshape(6, 6))
+    top = fig.axes[:4]
+    assert [ax.get_title() for ax in top] == ["offset (0, 0)", "offset (0, 1)", "offset (1, 0)", "offset (1, 1)"]
+    assert len(top[0].patches) == 9 and len(top[3].patches) == 4  # windows that fit
+    bottom = fig.axes[4]
+    np.testing.assert_allclose(bottom.images[0].get_array(), np.arange(36.0).reshape(6, 6)[1:, 1:])
+    assert len(bottom.patches) == 25
+
+
+def test_lattice_points_follow_stride_and_offset():
+    ax = plotting.lattice_points(torch.rand(1, 8, 8), 4, [(0, 0), (1, 3)])
+    first, second = ax.collections
+    np.testing.assert_array_equal(first.get_offsets(), [[0, 0], [4, 0], [0, 4], [4, 4]])
+    np.testing.assert_array_equal(second.get_offsets(), [[3, 1], [7, 1], [3, 5], [7, 5]])
+    with pytest.raises(ValueError, match="offsets"):
+        plotting.lattice_points(torch.rand(8, 8), 4, [(4, 0)])
+
+
+def test_channel_histograms_before_and_after():
+    before = torch.randn(500, 4) * torch.tensor([1.0, 10.0, 0.1, 5.0]) + 3
+    after = (before - before.mean(0)) / before.std(0)
+    fig = plotting.channel_histograms(before, after, [0, 1])
+    assert len(fig.axes[0].patches) == 2 and len(fig.axes[1].patches) == 2
+    assert fig.axes[1].get_xlabel() == "descriptor value"
+    maps = torch.randn(2, 4, 3, 3)
+    plotting.channel_histograms(maps, maps, [3])
+    with pytest.raises(ValueError, match="same shape"):
+        plotting.channel_histograms(before, after[:10], [0])
+
+
+def test_descriptor_rgb_projects_on_the_reference_components():
+    torch.manual_seed(0)
+    ref = torch.randn(2, 5, 4, 4) * torch.tensor([5.0, 3.0, 2.0, 0.1, 0.1]).view(1, 5, 1, 1)
+    rgb = plotting.descriptor_rgb(ref)
+    assert rgb.shape == (2, 3, 4, 4) and rgb.min() >= 0 and rgb.max() <= 1
+    # independently: principal axes from the covariance's eigenvectors, largest loading positive
+    pixels = ref.permute(0, 2, 3, 1).reshape(-1, 5).double().numpy()
+    centred = pixels - pixels.mean(0)
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    basis = vectors[:, np.argsort(values)[::-1][:3]]
+    basis *= np.sign(basis[np.abs(basis).argmax(0), [0, 1, 2]])
+    proj = centred @ basis
+    low, high = np.percentile(proj, 1, axis=0), np.percentile(proj, 99, axis=0)
+    expected = np.clip((proj - low) / (high - low), 0, 1).reshape(2, 4, 4, 3).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(rgb.numpy(), expected, atol=1e-5)
+    other = torch.randn(1, 5, 3, 3)
+    assert plotting.descriptor_rgb(other, reference=ref).shape == (1, 3, 3, 3)
+    with pytest.raises(ValueError, match="same d"):
+        plotting.descriptor_rgb(ref, reference=torch.zeros(1, 4, 2, 2))
+
+
+def test_map_grid_rgb_and_scalar_rows():
+    images = torch.rand(3, 1, 5, 5)
+    fig = plotting.map_grid(images, {"teacher": torch.rand(3, 3, 5, 5), "error e": torch.arange(75.0).reshape(3, 5, 5)},
+                            titles=["a", "b", "c"], title_colors=plotting.label_colors([0, 1, 1]))
+    axes = fig.axes[:9]
+    assert [axes[i * 3].get_ylabel() for i in range(3)] == ["input", "teacher", "error e"]
+    assert axes[1].title.get_color() == plotting.ANOMALY_COLOR
+    assert axes[7].images[0].get_clim() == (0.0, 74.0)
+    assert fig.axes[-1].get_ylabel() == "error e"  # one colour bar, for the scalar row
+    assert len(fig.axes) == 10
+    with pytest.raises(ValueError, match="2 maps for 3 images"):
+        plotting.map_grid(images, {"x": torch.rand(2, 5, 5)})
+
+
+def test_score_scatter_points_by_label():
+    ax = plotting.score_scatter([1, 2, 3], [4, 5, 6], [0, 1, 1], xlabel="e", ylabel="v")
+    normal, anomalous = ax.collections
+    np.testing.assert_allclose(normal.get_offsets(), [[1, 4]])
+    np.testing.assert_allclose(anomalous.get_offsets(), [[2, 5], [3, 6]])
+    assert ax.get_xlabel() == "e" and "anomalous (n = 2)" in ax.get_legend().get_texts()[1].get_text()
+
+
+def test_pretraining_curves_one_panel_per_term():
+    hist = {"a": {"total": [3, 2, 1], "distillation": [3, 2, 1], "compactness": [9, 8, 7]},
+            "b": {"distillation": [5, 4, 3, 2], "metric": [1, 0.5, 0.2, 0.1]}}
+    fig = plotting.pretraining_curves(hist, window=2)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["distillation L_k", "metric learning L_m", "compactness L_c"]
+    assert len(fig.axes[0].lines) == 4 and len(fig.axes[1].lines) == 2
+    with pytest.raises(ValueError, match="none of the histories"):
+        plotting.pretraining_curves({"x": {"total": [1.0]}})

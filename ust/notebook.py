@@ -28,6 +28,12 @@ result atomically (:mod:`ust.checkpoints`), so that the second run of a
 chapter is quick. :func:`interactive_figure` turns a figure function into a
 widget for Jupyter and a static figure of its default setting for the HTML
 book.
+
+:func:`load_or_train_students` (chapter *Student regression*) caches
+trained students under a name that records the teacher and every setting,
+so that later chapters reuse them; :func:`ensemble_size_maps` (chapter
+*Uncertainty*) scores with the first ``m`` students for several ``m`` at
+once.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import textwrap
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -60,6 +66,9 @@ __all__ = [
     "load_module",
     "interactive_figure",
     "describe",
+    "load_or_train_students",
+    "ensemble_size_maps",
+    "batched",
     "WIDGET_VIEW_MIMETYPE",
 ]
 
@@ -417,3 +426,119 @@ def interactive_figure(figure_fn: Callable[..., Any], *, display: bool = True, *
         }
         show(bundle, raw=True)
     return widget
+
+
+# --------------------------------------------------------------------------- students shared between chapters
+
+def load_or_train_students(ctx: NotebookContext, teacher, images: torch.Tensor, *, name: str, n_students: int = 3,
+                           iterations: int = 300, batch_size: int = 16, lr: float = 1e-3, verbose: bool = True,
+                           **train_kwargs: Any):
+    """Students from the cache, or trained now and cached, shared by every chapter that asks the same.
+
+    The cache file's name records the data set, ``name`` (e.g. the normal
+    class), the teacher (the first 12 hex digits of its weights' SHA-256),
+    the number of training images and every training setting, so that two
+    chapters asking for the same students share one checkpoint, and a new
+    teacher or setting trains new ones. Training uses
+    :func:`ust.train_students` with ``seed=ctx.seed`` on ``ctx.device``; the
+    checkpoint (:func:`ust.checkpoints.save_student_teacher`) also keeps
+    the loss history and the training time.
+
+    Args:
+        ctx: From :func:`setup`.
+        teacher: The teacher :class:`~ust.PatchNet`.
+        images: ``(N, C, H, W)`` anomaly-free training images.
+        name: What the images are, for the file name (e.g. ``"normal8"``).
+        n_students, iterations, batch_size, lr: See :func:`ust.train_students`.
+        verbose: Say whether the students were loaded or trained.
+        **train_kwargs: More arguments of :func:`ust.train_students` (part
+            of the file name too).
+
+    Returns:
+        ``(model, info)``: the :class:`~ust.StudentTeacher` (eval mode, CPU,
+        not calibrated) and ``{"history": ..., "seconds": ..., "settings": ...}``
+        as :func:`ust.train_students` returned them.
+    """
+    from .checkpoints import load_student_teacher, save_student_teacher, weights_sha256
+    from .training import train_students
+
+    teacher_id = weights_sha256(teacher.state_dict())[:12]
+    settings = dict(p=teacher.patch_size, teacher=teacher_id, n=len(images), M=n_students, iters=iterations,
+                    batch=batch_size, lr=lr, seed=ctx.seed, **train_kwargs)
+    path = ctx.cache_path(f"students-{name}", **settings)
+
+    def train():
+        result = train_students(teacher, images, n_students=n_students, iterations=iterations,
+                                batch_size=batch_size, lr=lr, seed=ctx.seed, device=ctx.device, progress=False,
+                                **train_kwargs)
+        return result.model, {"history": result.history, "seconds": result.seconds, "settings": result.settings}
+
+    def save(target, result):
+        model, info = result
+        return save_student_teacher(target, model, {"notebook_info": info})
+
+    def load(source):
+        model, meta = load_student_teacher(source, patch_size=teacher.patch_size)
+        return model, meta["notebook_info"]
+
+    return load_or_train(path, train, load, save, verbose=verbose)
+
+
+@torch.no_grad()
+def ensemble_size_maps(model, images: torch.Tensor, sizes: Sequence[int] | None = None, *, dense: bool = False,
+                       batch_size: int = 64) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Regression error and predictive variance of the first ``m`` students, for several ``m``, in one pass.
+
+    Runs the teacher and all students once per batch and evaluates
+    :func:`ust.regression_error` (Eq. 10) and :func:`ust.predictive_variance`
+    (Eq. 11) on the predictions of students ``0 .. m-1`` for every ``m`` in
+    ``sizes``: what an ensemble of ``m`` students would have said.
+
+    Args:
+        model: A :class:`~ust.StudentTeacher`.
+        images: ``(N, C, H, W)`` in ``[0, 1]``.
+        sizes: Ensemble sizes (default ``1 .. M``).
+        dense: Per pixel, or on the native lattice.
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``{m: (error, variance)}``, each ``(N, h, w)`` on the CPU.
+    """
+    from .scores import predictive_variance, regression_error
+
+    sizes = list(range(1, model.n_students + 1)) if sizes is None else [int(m) for m in sizes]
+    if not sizes or not all(1 <= m <= model.n_students for m in sizes):
+        raise ValueError(f"sizes must lie between 1 and the number of students ({model.n_students}); got {sizes}.")
+    device = model.mean.device
+    out: dict[int, tuple[list, list]] = {m: ([], []) for m in sizes}
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        predictions = model.predictions(batch, dense)
+        target = model.teacher_targets(batch, dense)
+        for m in sizes:
+            out[m][0].append(regression_error(predictions[:m], target).cpu())
+            out[m][1].append(predictive_variance(predictions[:m]).cpu())
+    return {m: (torch.cat(e), torch.cat(v)) for m, (e, v) in out.items()}
+
+
+@torch.no_grad()
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
+    """``fn`` applied to ``inputs`` a batch at a time, without gradients, concatenated.
+
+    For networks whose activations for all inputs at once would not fit
+    in memory, e.g. ``batched(teacher.describe, patches)`` for the ``(N, d)``
+    descriptors of many patches, or ``batched(backbone, patches)``.
+
+    Args:
+        fn: Maps a ``(b, ...)`` batch to a ``(b, ...)`` result.
+        inputs: ``(N, ...)``.
+        batch_size: Inputs per call.
+
+    Returns:
+        The results of all batches, concatenated along the first axis.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}.")
+    if len(inputs) == 0:
+        raise ValueError("batched needs at least one input.")
+    return torch.cat([fn(inputs[i:i + batch_size]) for i in range(0, len(inputs), int(batch_size))])
