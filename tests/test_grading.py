@@ -296,3 +296,26 @@ def test_assignment2_runs_with_whichever_teachers_are_shipped(monkeypatch, capsy
     teachers = a2.load_teachers((17, 33, 65))  # by default a missing scale is left out, never faked
     assert list(teachers) == [33] and a2.scale_name(33, teachers[33]) == "p = 33"
     assert "scale p = 65 is left out" in capsys.readouterr().out
+
+
+def test_calling_the_ust_reference_earns_no_credit(tmp_path):
+    """A stub filled with `return ust.regression_error(...)` would pass every check: the grader refuses it."""
+    from ust.grading.loading import load_namespace, reference_calls
+
+    source = solution(1).read_text()
+    source = source.replace("def regression_error(", "def _own_regression_error(", 1)
+    source += ("\n\nfrom ust import predictive_variance as _pv\n\n"
+               "def regression_error(predictions, target):\n    return ust.regression_error(predictions, target)\n")
+    source = source.replace("def predictive_variance(", "def _own_predictive_variance(", 1)
+    source += "\n\ndef predictive_variance(predictions):\n    return _pv(predictions)\n"
+    path = tmp_path / "a1_starter.py"
+    path.write_text(source)
+    assert reference_calls(source) == {"regression_error": ["ust.regression_error"], "predictive_variance": ["_pv"]}
+    namespace, notes = load_namespace(path, 1)
+    assert any("regression_error calls ust.regression_error" in n for n in notes)
+    report = grading.run_checks_on(namespace, 1, hidden=True)
+    refused = [r for r in report.results if r.function in ("regression_error", "predictive_variance")]
+    assert refused and not any(r.passed for r in refused)
+    assert "the ust reference the checks compare with" in text(report)
+    others = [r for r in report.results if r.function not in ("regression_error", "predictive_variance")]
+    assert all(r.passed for r in others)  # the rest of the solution keeps its credit

@@ -11,6 +11,11 @@
 * A folder is one student's submission: its starter module
   (``a1_starter.py`` / ``a2_starter.py``) if present, else its only
   notebook, else its only ``.py`` file.
+
+A graded function that calls the ``ust`` object computing its own answer
+(``ust.regression_error`` inside ``regression_error``, see
+:data:`REFERENCE_NAMES`) is replaced by one that raises and says so: the
+checks compare with those objects, so calling them earns no credit.
 """
 
 from __future__ import annotations
@@ -22,10 +27,15 @@ import sys
 import types
 from pathlib import Path
 
-__all__ = ["STARTER_NAMES", "resolve_submission", "notebook_definitions", "load_namespace"]
+__all__ = ["STARTER_NAMES", "REFERENCE_NAMES", "ReferenceCallRefused", "resolve_submission", "notebook_definitions", "reference_calls",
+           "load_namespace"]
 
 #: The starter module of each assignment (also the module a notebook imports).
 STARTER_NAMES = {1: "a1_starter", 2: "a2_starter"}
+
+#: Besides the ``ust`` object of the same name, the ``ust`` objects that compute a graded function's answer.
+REFERENCE_NAMES = {"channel_statistics": {"teacher_statistics"}, "auroc": {"image_auroc"},
+                   "fuse_scales": {"MultiScaleStudentTeacher"}, "ablation_scores": {"component_scores"}}
 
 _KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -109,6 +119,65 @@ def notebook_definitions(path: str | Path) -> tuple[str, list[str]]:
     return "\n\n".join(parts) + "\n", notes
 
 
+class ReferenceCallRefused(RuntimeError):
+    """Raised in place of a graded function that only calls its ``ust`` reference."""
+
+
+def _root_name(node: ast.AST) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def reference_calls(source: str) -> dict[str, list[str]]:
+    """Top-level functions of ``source`` that use the ``ust`` object computing their own answer.
+
+    Follows ``import ust``, ``import ust.scores as s`` and ``from ust import x as y``.
+
+    Returns:
+        ``{function name: [the expressions used, e.g. "ust.regression_error"]}``.
+    """
+    tree = ast.parse(source)
+    modules: set[str] = set()
+    imported: dict[str, str] = {}  # local name -> name in ust
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] == "ust"}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "ust":
+            imported.update({a.asname or a.name: a.name for a in node.names})
+    found: dict[str, list[str]] = {}
+    for function in tree.body:
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        banned = {function.name} | REFERENCE_NAMES.get(function.name, set())
+        hits = set()
+        for node in ast.walk(function):
+            if isinstance(node, ast.Attribute) and node.attr in banned and _root_name(node) in modules | set(imported):
+                hits.add(ast.unparse(node))
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and imported.get(node.id) in banned:
+                hits.add(node.id)
+        if hits:
+            found[function.name] = sorted(hits)
+    return found
+
+
+def _refuse_reference_calls(namespace: dict, source: str, notes: list[str]) -> None:
+    """Replace the functions that call their own ``ust`` reference by ones that raise, with a note."""
+    try:
+        calls = reference_calls(source)
+    except SyntaxError:
+        return
+    for name, used in calls.items():
+        message = (f"{name} calls {', '.join(used)}, the ust reference the checks compare with: "
+                   "write it yourself (no credit for this function).")
+
+        def refused(*args, _message=message, **kwargs):
+            raise ReferenceCallRefused(_message)
+
+        namespace[name] = refused
+        notes.append(message)
+
+
 def load_namespace(path: str | Path, assignment: int | None = None) -> tuple[dict, list[str]]:
     """Execute a submission's definitions and return its namespace and notes.
 
@@ -126,9 +195,11 @@ def load_namespace(path: str | Path, assignment: int | None = None) -> tuple[dic
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
+        _refuse_reference_calls(vars(module), file.read_text(encoding="utf-8", errors="replace"), notes)
         return vars(module), notes
     source, notes = notebook_definitions(file)
     module = types.ModuleType(f"_notebook_{file.stem}")
     module.__file__ = str(file)
     exec(compile(source, f"{file.name} (definitions)", "exec"), module.__dict__)  # noqa: S102
+    _refuse_reference_calls(vars(module), source, notes)
     return vars(module), notes
