@@ -1,0 +1,132 @@
+"""Result tables: ust.report on hand-made rows, and the schema and completeness of book/results/*.csv."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
+from ust.report import (RESULTS_DIR, ResultsError, auroc_table, baseline_table, check_complete, class_bars,
+                        comparison_table, load_benchmark, read_baselines, wall_times)
+
+
+def _row(label, seed, scale, comp, auroc):
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(dataset="toy", normal_class=label, class_name=f"c{label}", seed=seed, scale=scale, components=comp,
+               auroc=auroc, n_train=10, n_test=20, test_subset=False, train_seconds=1.5, score_seconds=0.5,
+               image_size=28, n_students=3, iterations=5, stand_in_for=None, teacher="t")
+    return row
+
+
+def _settings(classes, seeds, scales, components=("both",)):
+    return {"arguments": {"classes": classes, "seeds": seeds, "scales": scales, "components": list(components)}}
+
+
+def _rows(classes=(0, 1), seeds=(0, 1), scales=("17", "33", "fused")):
+    # AUROC = 0.5 + label/10 + seed/100 + scale/1000: every cell is different and hand-checkable
+    value = {"17": 0.017, "33": 0.033, "fused": 0.05}
+    return [_row(c, s, p, "both", 0.5 + c / 10 + s / 100 + value[p]) for c in classes for s in seeds for p in scales]
+
+
+def test_auroc_table_means_stds_and_order():
+    mean, std = auroc_table(_rows())
+    assert list(mean.columns) == ["p=17", "p=33", "fused"]
+    assert list(mean.index) == ["c0", "c1", "mean"]
+    # class 1, p=33: seeds give 0.633 and 0.643
+    assert mean.loc["c1", "p=33"] == pytest.approx(0.638)
+    assert std.loc["c1", "p=33"] == pytest.approx(math.sqrt(2 * 0.005 ** 2))   # sample std of two values
+    # mean over classes of the per-class means: (0.56 + 0.66) / 2 for fused
+    assert mean.loc["mean", "fused"] == pytest.approx((0.555 + 0.655) / 2)
+    with pytest.raises(ResultsError, match="components='error'"):
+        auroc_table(_rows(), components="error")
+
+
+def test_check_complete_names_the_missing_row():
+    rows = _rows()
+    check_complete(rows, _settings([0, 1], [0, 1], [17, 33]))
+    with pytest.raises(ResultsError, match="class 1, seed 1, scale fused"):
+        check_complete(rows[:-1], _settings([0, 1], [0, 1], [17, 33]))
+    with pytest.raises(ResultsError, match="class 2, seed 0"):
+        check_complete(rows, _settings([0, 1, 2], [0, 1], [17, 33]))
+
+
+def test_load_benchmark_round_trip_and_missing_settings(tmp_path):
+    path = tmp_path / "toy.csv"
+    write_rows(path, _rows())
+    with pytest.raises(ResultsError, match="toy.json is missing"):
+        load_benchmark(path)
+    path.with_suffix(".json").write_text(json.dumps(_settings([0, 1], [0, 1], [17, 33])))
+    rows, settings = load_benchmark(path)
+    assert len(rows) == 12 and settings["arguments"]["seeds"] == [0, 1]
+
+
+def test_baseline_table_comparison_and_bars(tmp_path):
+    path = tmp_path / "base.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(BASELINE_COLUMNS))
+        writer.writeheader()
+        for label, (a, b) in enumerate([(0.9, 0.6), (0.7, 0.8)]):
+            for method, auroc in (("knn_pixels", a), ("autoencoder", b)):
+                writer.writerow(dict.fromkeys(BASELINE_COLUMNS, "") | dict(
+                    dataset="toy", normal_class=label, class_name=f"c{label}", method=method, auroc=auroc,
+                    seconds=1.0))
+    table = baseline_table(read_baselines(path))
+    assert table.loc["mean", "knn_pixels"] == pytest.approx(0.8)
+    assert table.loc["mean", "autoencoder"] == pytest.approx(0.7)
+    students, _ = auroc_table(_rows())
+    series = comparison_table(students, table, paper=0.99)
+    assert list(series.index[:2]) == ["paper (reported)", "baseline knn_pixels"]
+    assert series["students fused"] == pytest.approx(0.605)
+    ax = class_bars({"students": students["fused"], "knn": table["knn_pixels"]}, reference=0.99)
+    assert len(ax.patches) >= 4 and ax.get_ylabel() == "image AUROC"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("dataset,auroc\ntoy,0.5\n")
+    with pytest.raises(ResultsError, match="lacks the columns"):
+        read_baselines(bad)
+
+
+def test_wall_times_first_seed_only():
+    times = wall_times(_rows())
+    assert len(times) == 6 and set(times["scale"]) == {"17", "33", "fused"}
+
+
+# --------------------------------------------------------------------------- the committed result files
+
+BENCHMARKS = sorted(p for p in RESULTS_DIR.glob("*.csv") if (p.with_suffix(".json")).is_file())
+BASELINES = sorted(RESULTS_DIR.glob("*_baselines.csv"))
+
+
+def test_the_book_has_its_result_files():
+    """The results chapter reads these; `book/results/README.md` says how each is made."""
+    names = {p.name for p in RESULTS_DIR.glob("*.csv")}
+    assert {"mnist.csv", "mnist_baselines.csv", "dense_extraction.csv"} <= names, names
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
+def test_benchmark_csv_schema_and_every_class(path):
+    rows = read_rows(path)                                  # every column of ust.experiments.COLUMNS, typed
+    settings = json.loads(path.with_suffix(".json").read_text())
+    check_complete(rows, settings)                          # every asked-for class, seed, scale, component
+    n_classes = 10
+    assert sorted(settings["arguments"]["classes"]) == list(range(n_classes)), "the table must cover all 10 classes"
+    assert {int(r["normal_class"]) for r in rows} == set(range(n_classes))
+    assert all(0.0 <= r["auroc"] <= 1.0 for r in rows)
+
+
+@pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.name)
+def test_baselines_csv_schema_and_every_class(path):
+    rows = read_baselines(path)
+    methods = {r["method"] for r in rows}
+    for method in methods:
+        assert sorted(r["normal_class"] for r in rows if r["method"] == method) == list(range(10)), method
+    assert all(0.0 <= r["auroc"] <= 1.0 for r in rows)
+
+
+def test_dense_extraction_csv():
+    path = RESULTS_DIR / "dense_extraction.csv"
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["method"] for r in rows} == {"dilated", "multipool"}
+    assert {int(r["image_size"]) for r in rows} == {64, 128, 256}
+    assert all(float(r["max_abs_diff"]) <= 1e-4 and float(r["speedup"]) > 1 for r in rows)

@@ -1,0 +1,208 @@
+"""Result tables and figures from the benchmark CSVs in ``book/results``.
+
+Introduced in the book's chapter *Results*. The CSVs are written by
+``python -m ust benchmark`` (:func:`ust.experiments.run_benchmark`), by
+``python -m ust baselines`` (:func:`ust.experiments.run_baselines`) and by
+``benchmarks/dense_extraction.py``; this module only reads them, checks
+that they are complete, and turns them into tables (pandas) and figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
+
+__all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
+           "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times"]
+
+#: Where the book keeps its result tables (relative to the repository root).
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
+
+#: Mean image AUROC over the ten classes reported for the paper's one-class
+#: experiments, as later papers cite them (MNIST about 0.99, CIFAR-10 about 0.82).
+PAPER_MEANS = {"mnist": 0.99, "cifar10": 0.82}
+
+
+class ResultsError(ValueError):
+    """A result CSV is missing, malformed or incomplete."""
+
+
+def benchmark_settings(csv_path: str | os.PathLike) -> dict[str, Any]:
+    """The settings ``python -m ust benchmark`` wrote next to ``csv_path`` (the ``.json`` file).
+
+    Raises:
+        ResultsError: The ``.json`` file is missing or unreadable.
+    """
+    path = Path(csv_path).with_suffix(".json")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ResultsError(f"{path} is missing or not JSON ({error}); the benchmark writes it next to the CSV. "
+                           "Run the command in book/results/README.md again.") from None
+
+
+def check_complete(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> None:
+    """Check that a benchmark CSV has a row for every class, seed, scale and component its settings asked for.
+
+    Args:
+        rows: From :func:`ust.experiments.read_rows`.
+        settings: From :func:`benchmark_settings`.
+
+    Raises:
+        ResultsError: Naming the first missing (class, seed, scale, components).
+    """
+    args = settings["arguments"]
+    scales = [str(p) for p in args["scales"]] + ([FUSED] if len(args["scales"]) > 1 else [])
+    components = args.get("components") or ["both", "error", "variance"]
+    have = {(int(r["normal_class"]), int(r["seed"]), str(r["scale"]), r["components"]) for r in rows}
+    for label in args["classes"]:
+        for seed in args["seeds"]:
+            for scale in scales:
+                for comp in components:
+                    if (int(label), int(seed), scale, comp) not in have:
+                        raise ResultsError(f"no row for class {label}, seed {seed}, scale {scale}, components "
+                                           f"{comp}: the run stopped early. Run its command again; it resumes.")
+
+
+def read_baselines(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a baselines CSV (:data:`ust.experiments.BASELINE_COLUMNS`), AUROC as float.
+
+    Raises:
+        ResultsError: Missing columns.
+    """
+    import csv
+
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in BASELINE_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ResultsError(f"{path} lacks the columns {missing}; is it a `python -m ust baselines` CSV?")
+        return [dict(r, normal_class=int(r["normal_class"]), auroc=float(r["auroc"]),
+                     seconds=float(r["seconds"])) for r in reader]
+
+
+def auroc_table(rows: Sequence[Mapping[str, Any]], components: str = "both"):
+    """Image AUROC per class (rows) and scale (columns), with the mean over classes as the last row.
+
+    Args:
+        rows: Benchmark rows (:func:`ust.experiments.read_rows`).
+        components: Which score: ``"both"`` (Eq. 12), ``"error"`` or ``"variance"``.
+
+    Returns:
+        A :class:`pandas.DataFrame` of mean AUROCs over seeds, index
+        ``class_name``, columns ``"p=17"``, ..., ``"fused"``; and a second one
+        with the standard deviations over seeds (NaN with one seed).
+    """
+    import pandas as pd
+
+    summary = pd.DataFrame([r for r in summarize(rows) if r["components"] == components])
+    if summary.empty:
+        raise ResultsError(f"no rows with components={components!r}.")
+    summary["column"] = [s if s == FUSED else f"p={s}" for s in summary["scale"]]
+    order = list(dict.fromkeys(summary["class_name"]))
+    scales = sorted({c for c in summary["column"] if c != FUSED}, key=lambda c: int(c[2:]))
+    scales += [FUSED] if FUSED in set(summary["column"]) else []
+    mean = summary.pivot(index="class_name", columns="column", values="auroc_mean").loc[order, scales]
+    std = summary.pivot(index="class_name", columns="column", values="auroc_std").loc[order, scales]
+    mean.columns.name = std.columns.name = None
+    return mean, std
+
+
+def baseline_table(rows: Sequence[Mapping[str, Any]]):
+    """Baseline AUROC per class (rows) and method (columns), with a ``mean`` row.
+
+    Returns:
+        A :class:`pandas.DataFrame`, index ``class_name``.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    order = list(dict.fromkeys(frame.sort_values("normal_class")["class_name"]))
+    table = frame.pivot(index="class_name", columns="method", values="auroc").loc[order]
+    table.loc["mean"] = table.mean()
+    table.columns.name = None
+    return table
+
+
+def comparison_table(students, baselines=None, paper: float | None = None):
+    """Mean AUROC of every detector side by side: the students' columns, the baselines, the paper.
+
+    Args:
+        students: The mean table of :func:`auroc_table`.
+        baselines: The table of :func:`baseline_table`, or ``None``.
+        paper: The paper's reported mean (:data:`PAPER_MEANS`), or ``None``.
+
+    Returns:
+        A :class:`pandas.Series`, sorted from best to worst.
+    """
+    import pandas as pd
+
+    means = {f"students {c}": students.loc["mean", c] for c in students.columns}
+    if baselines is not None:
+        means.update({f"baseline {c}": baselines.loc["mean", c] for c in baselines.columns})
+    if paper is not None:
+        means["paper (reported)"] = paper
+    return pd.Series(means, name="mean AUROC").sort_values(ascending=False)
+
+
+def class_bars(tables: Mapping[str, Any], *, ax=None, title: str = "AUROC per normal class",
+               reference: float | None = None):
+    """Grouped bars: one group per normal class, one bar per detector.
+
+    Args:
+        tables: ``{detector name: pandas.Series of AUROC indexed by class name}``
+            (e.g. a column of :func:`auroc_table` or :func:`baseline_table`);
+            a ``mean`` entry is dropped.
+        ax: Axes to draw into (a new figure otherwise).
+        title: Axes title.
+        reference: Draw a dashed line at this AUROC (e.g. the paper's mean).
+
+    Returns:
+        The :class:`~matplotlib.axes.Axes`.
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    frame = pd.concat([pd.DataFrame({"class": s.index, "AUROC": s.values, "detector": name})
+                       for name, s in tables.items()])
+    frame = frame[frame["class"] != "mean"]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 4.6), layout="constrained")
+    sns.barplot(data=frame, x="class", y="AUROC", hue="detector", ax=ax)
+    low = max(0.0, float(frame["AUROC"].min()) - 0.05)
+    ax.set_ylim(low, 1.0)
+    ax.set_xlabel("normal class")
+    ax.set_ylabel("image AUROC")
+    ax.set_title(title)
+    if reference is not None:
+        ax.axhline(reference, color="0.3", ls="--", lw=1, label=f"paper's mean ({reference:.2f})")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize="small", ncols=5, frameon=False)
+    return ax
+
+
+def wall_times(rows: Sequence[Mapping[str, Any]]):
+    """Training and scoring seconds per class and scale (seed 0; the fused rows are sums).
+
+    Returns:
+        A :class:`pandas.DataFrame` with columns ``class_name``, ``scale``,
+        ``train_seconds``, ``score_seconds``, ``n_test``.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame([r for r in rows if r["components"] == "both" and int(r["seed"]) == min(
+        int(q["seed"]) for q in rows)])
+    return frame[["class_name", "scale", "train_seconds", "score_seconds", "n_test"]].reset_index(drop=True)
+
+
+def load_benchmark(csv_path: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and settings of one benchmark CSV, checked complete (:func:`check_complete`)."""
+    rows = read_rows(csv_path)
+    settings = benchmark_settings(csv_path)
+    check_complete(rows, settings)
+    return rows, settings
+
