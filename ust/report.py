@@ -27,6 +27,11 @@ RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
 PAPER_MEANS = {"mnist": 0.99, "cifar10": 0.82}
 
 
+#: One colour per detector in every figure ("students (p=33)" uses the entry "students").
+_DETECTOR_COLORS = {"students": "C0", "autoencoder": "C1", "knn_pixels": "C2", "knn_efficientnet": "C3",
+                    "knn_teacher": "C4"}
+
+
 class ResultsError(ValueError):
     """A result CSV is missing, malformed or incomplete."""
 
@@ -173,7 +178,8 @@ def class_bars(tables: Mapping[str, Any], *, ax=None, title: str = "AUROC per no
     frame = frame[frame["class"] != "mean"]
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 4.6), layout="constrained")
-    sns.barplot(data=frame, x="class", y="AUROC", hue="detector", ax=ax)
+    palette = {name: _DETECTOR_COLORS.get(name.split(" ")[0], "0.5") for name in tables}
+    sns.barplot(data=frame, x="class", y="AUROC", hue="detector", palette=palette, ax=ax)
     low = max(0.0, float(frame["AUROC"].min()) - 0.05)
     ax.set_ylim(low, 1.0)
     ax.set_xlabel("normal class")
