@@ -25,12 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--no-progress", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def run(*args):

@@ -19,12 +19,7 @@ from ust.training import train_students
 FAST = dict(n_students=2, iterations=2, batch_size=4, progress=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _splits(n_train=12, n_test=4, size=8, name="tiny"):
