@@ -14,12 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _positive(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive; got {value}")
-    return number
+from ..cli import _positive_float
 
 
 def main(argv=None) -> int:
@@ -37,7 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("folder", help="folder of submissions: .py, .ipynb files, or one folder per student")
     p.add_argument("--assignment", type=int, choices=(1, 2), required=True)
     p.add_argument("--out", default="scores.csv", help="CSV file to write (default: %(default)s)")
-    p.add_argument("--timeout", type=_positive, default=60.0,
+    p.add_argument("--timeout", type=_positive_float, default=60.0,
                    help="seconds per submission before it gets 0 (default: %(default)s)")
     p.add_argument("--public-only", action="store_true", help="run only the public checks")
 
