@@ -7,8 +7,9 @@ import math
 import pytest
 
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
-from ust.report import (RESULTS_DIR, ResultsError, auroc_table, baseline_table, check_complete, class_bars,
-                        comparison_table, load_benchmark, read_baselines, wall_times)
+from ust.report import (BUDGET_COLUMNS, RESULTS_DIR, ResultsError, auroc_table, baseline_table, budget_plot,
+                        check_complete, choose_by_validation, class_bars, comparison_table, load_benchmark,
+                        read_baselines, read_budget, wall_times)
 
 
 def _row(label, seed, scale, comp, auroc):
@@ -92,6 +93,44 @@ def test_wall_times_first_seed_only():
 
 
 # --------------------------------------------------------------------------- the committed result files
+
+def _budget_rows(label, values):
+    return [dict(dataset="toy", normal_class=label, patch_size=33, n_students=3, batch_size=8, lr=1e-3,
+                 iteration=it, train_seconds=it / 10, val_auroc=v, auroc=v - 0.1, auroc_error=v - 0.05,
+                 auroc_variance=0.5, n_test=20) for it, v in values]
+
+
+def test_choose_by_validation_takes_the_shortest_run_within_tolerance():
+    rows = _budget_rows(8, [(50, 0.90), (100, 0.951), (200, 0.96), (400, 0.958)])
+    assert choose_by_validation(rows, tolerance=0.01)["iteration"] == 100     # 0.951 >= 0.96 - 0.01
+    assert choose_by_validation(rows, tolerance=0.005)["iteration"] == 200    # 0.951 < 0.955
+    assert choose_by_validation(rows, tolerance=0.1)["iteration"] == 50
+    with pytest.raises(ResultsError, match="at least one"):
+        choose_by_validation([])
+
+
+def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    path = tmp_path / "budget.csv"
+    rows = _budget_rows(8, [(200, 0.96), (50, 0.90)]) + _budget_rows(1, [(50, 0.99)])
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=BUDGET_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    frame = read_budget(path)
+    assert list(zip(frame["normal_class"], frame["iteration"])) == [(1, 50), (8, 50), (8, 200)]
+    assert choose_by_validation(frame[frame["normal_class"] == 8])["iteration"] == 200  # a DataFrame works too
+    fig = budget_plot(frame)
+    assert [ax.get_title() for ax in fig.axes] == ["normal class 1", "normal class 8"]
+    with path.open("w") as handle:
+        handle.write("dataset,iteration\ntoy,5\n")
+    with pytest.raises(ResultsError, match="lacks the columns"):
+        read_budget(path)
+    with pytest.raises(ResultsError, match="student_budget.py"):
+        read_budget(tmp_path / "missing.csv")
+
 
 BENCHMARKS = sorted(p for p in RESULTS_DIR.glob("*.csv") if (p.with_suffix(".json")).is_file())
 BASELINES = sorted(RESULTS_DIR.glob("*_baselines.csv"))

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Sequence
 from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
-           "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times"]
+           "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
+           "BUDGET_COLUMNS", "read_budget", "choose_by_validation", "budget_plot"]
 
 #: Where the book keeps its result tables (relative to the repository root).
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
@@ -203,6 +204,95 @@ def wall_times(rows: Sequence[Mapping[str, Any]]):
     frame = pd.DataFrame([r for r in rows if r["components"] == "both" and int(r["seed"]) == min(
         int(q["seed"]) for q in rows)])
     return frame[["class_name", "scale", "train_seconds", "score_seconds", "n_test"]].reset_index(drop=True)
+
+
+#: Columns of the training-length CSV written by ``benchmarks/student_budget.py``.
+BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "iteration",
+                  "train_seconds", "val_auroc", "auroc", "auroc_error", "auroc_variance", "n_test")
+
+
+def read_budget(path: str | os.PathLike):
+    """The training-length table: one row per class and checkpoint.
+
+    Args:
+        path: CSV written by ``benchmarks/student_budget.py``.
+
+    Returns:
+        A :class:`pandas.DataFrame` with :data:`BUDGET_COLUMNS`, sorted by
+        class and iteration.
+
+    Raises:
+        ResultsError: A missing file or missing columns.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"{path} does not exist: run benchmarks/student_budget.py (see book/results/README.md).")
+    frame = pd.read_csv(path)
+    missing = [c for c in BUDGET_COLUMNS if c not in frame.columns]
+    if missing or frame.empty:
+        raise ResultsError(f"{path} lacks the columns {missing} or has no rows; run benchmarks/student_budget.py again.")
+    return frame.sort_values(["normal_class", "iteration"]).reset_index(drop=True)
+
+
+def choose_by_validation(curve, tolerance: float = 0.005):
+    """The checkpoint a user would pick without test data.
+
+    Introduced in the book's chapter *Results*: the first (shortest)
+    checkpoint whose validation AUROC (synthetic anomalies on validation
+    images of the normal class, :func:`~ust.experiments.synthetic_validation_auroc`)
+    lies within ``tolerance`` of the best validation AUROC of the run.
+
+    Args:
+        curve: Rows of one class (a DataFrame or a list of mappings) with
+            ``iteration`` and ``val_auroc``.
+        tolerance: How much validation AUROC may be given up for a shorter run.
+
+    Returns:
+        The chosen row (a mapping, or a pandas Series for a DataFrame).
+    """
+    rows = curve.to_dict("records") if hasattr(curve, "to_dict") else list(curve)
+    if not rows:
+        raise ResultsError("choose_by_validation needs at least one checkpoint.")
+    best = max(r["val_auroc"] for r in rows)
+    pick = next(r for r in sorted(rows, key=lambda r: r["iteration"]) if r["val_auroc"] >= best - tolerance)
+    if hasattr(curve, "loc"):
+        return curve[curve["iteration"] == pick["iteration"]].iloc[0]
+    return pick
+
+
+def budget_plot(frame, *, tolerance: float = 0.005):
+    """AUROC against training time, one panel per class, the validation choice marked.
+
+    Args:
+        frame: From :func:`read_budget`.
+        tolerance: See :func:`choose_by_validation`.
+
+    Returns:
+        The :class:`~matplotlib.figure.Figure`.
+    """
+    import matplotlib.pyplot as plt
+
+    classes = list(dict.fromkeys(frame["normal_class"]))
+    fig, axes = plt.subplots(1, len(classes), figsize=(5.2 * len(classes), 3.9), layout="constrained",
+                             squeeze=False, sharey=True)
+    lines = (("val_auroc", "validation: synthetic strokes", "C2", "--"), ("auroc", "test: error + variance", "C0", "-"),
+             ("auroc_error", "test: error only", "C1", "-"), ("auroc_variance", "test: variance only", "C4", ":"))
+    for ax, label in zip(axes[0], classes):
+        curve = frame[frame["normal_class"] == label]
+        for column, name, color, style in lines:
+            ax.plot(curve["train_seconds"], curve[column], marker="o", ms=3, color=color, ls=style, label=name)
+        pick = choose_by_validation(curve, tolerance)
+        ax.axvline(pick["train_seconds"], color="0.4", lw=1, ls="-.",
+                   label=f"chosen on validation ({int(pick['iteration'])} steps)")
+        ax.set_xscale("log")
+        ax.set_xlabel("student training time (s, log scale)")
+        ax.set_title(f"normal class {label}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("image AUROC")
+    axes[0][-1].legend(loc="lower right", fontsize="small")
+    return fig
 
 
 def load_benchmark(csv_path: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -1,0 +1,134 @@
+"""Benchmark: how long must the students train? AUROC against training time.
+
+    python benchmarks/student_budget.py --dataset mnist --classes 8 1 --threads 1 \
+        --out book/results/student_budget.csv
+
+One training run per class (the fast protocol's settings by default: shipped
+``p = 33`` teacher, ``M = 3``, batches of 8, Adam at 1e-3). At each checkpoint
+the run pauses, and on the *same* students it measures
+
+* ``val_auroc``: :func:`ust.experiments.synthetic_validation_auroc`, normal
+  validation images against the same images with a synthetic stroke. This
+  uses training-class data only, so it is what a user may choose the
+  number of iterations with;
+* ``auroc`` (and ``auroc_error``, ``auroc_variance``): the one-class test
+  AUROC on the benchmark's fixed stratified test subset, after
+  calibrating on all validation images, exactly as ``python -m ust
+  benchmark`` scores. It is reported, never used to choose;
+* ``train_seconds``: training time so far, the pauses excluded.
+
+At the end it prints, per class, the iteration that the validation score
+chooses (the first checkpoint within ``--tolerance`` of the best validation
+AUROC) and how far its test AUROC lies from that of the longest run. The
+results feed the discussion of training length in the chapter *Results*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+
+import torch
+
+import ust
+from ust.data import one_class_split
+from ust.experiments import component_scores, load_splits, resolve_class, synthetic_validation_auroc
+from ust.metrics import image_auroc
+from ust.report import BUDGET_COLUMNS as COLUMNS, choose_by_validation
+from ust.training import train_students
+
+def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int], n_students: int, batch_size: int,
+                 lr: float, max_test: int, seed: int, progress: bool) -> list[dict]:
+    """Train once and evaluate at every checkpoint; see the module docstring."""
+    teacher = ust.pretrained_teacher(patch_size)
+    data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed)
+    rows: list[dict] = []
+    paused = 0.0
+    start = time.perf_counter()
+    wanted = set(checkpoints)
+
+    def evaluate(step: int, model) -> None:
+        nonlocal paused
+        if step not in wanted:
+            return
+        pause = time.perf_counter()
+        trained = pause - start - paused
+        val = synthetic_validation_auroc(model, data.val, seed=seed)
+        saved = model.normalization
+        model.calibrate(data.val)
+        scores = component_scores(model, data.test)
+        model.normalization = saved
+        row = dict(dataset=splits.name, normal_class=label, patch_size=patch_size, n_students=n_students,
+                   batch_size=batch_size, lr=lr, iteration=step, train_seconds=round(trained, 1),
+                   val_auroc=val, auroc=image_auroc(scores["both"], data.test_labels),
+                   auroc_error=image_auroc(scores["error"], data.test_labels),
+                   auroc_variance=image_auroc(scores["variance"], data.test_labels), n_test=len(data.test))
+        rows.append(row)
+        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {val:.4f}  test {row['auroc']:.4f} "
+              f"(error {row['auroc_error']:.4f}, variance {row['auroc_variance']:.4f})", flush=True)
+        paused += time.perf_counter() - pause
+
+    every = min(checkpoints)
+    for c in checkpoints:
+        if c % every:
+            raise SystemExit(f"every checkpoint must be a multiple of the smallest ({every}); got {c}.")
+    train_students(teacher, data.train, n_students=n_students, iterations=max(checkpoints), batch_size=batch_size,
+                   lr=lr, seed=seed, progress=progress, callback=evaluate, callback_every=every)
+    return rows
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    """Write the rows atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({c: r[c] for c in COLUMNS} for r in rows)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--classes", nargs="+", default=["8"])
+    parser.add_argument("--patch-size", type=int, default=33, choices=ust.PATCH_SIZES)
+    parser.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100, 200, 400, 800, 1600])
+    parser.add_argument("--students", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-test", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tolerance", type=float, default=0.005)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=None, help="CSV with one row per class and checkpoint")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    splits = load_splits(args.dataset, args.data_root)
+    checkpoints = sorted(set(args.checkpoints))
+    rows: list[dict] = []
+    for spec in args.classes:
+        label = resolve_class(splits.classes, spec)
+        curve = budget_curve(splits, label, patch_size=args.patch_size, checkpoints=checkpoints,
+                             n_students=args.students, batch_size=args.batch_size, lr=args.lr,
+                             max_test=args.max_test, seed=args.seed, progress=not args.no_progress)
+        rows.extend(curve)
+        if args.out:
+            write_csv(args.out, rows)
+        pick, longest = choose_by_validation(curve, args.tolerance), curve[-1]
+        print(f"class {label}: validation chooses {pick['iteration']} steps ({pick['train_seconds']:.0f} s), "
+              f"test AUROC {pick['auroc']:.4f}; the longest run ({longest['iteration']} steps, "
+              f"{longest['train_seconds']:.0f} s) {longest['auroc']:.4f}; "
+              f"difference {pick['auroc'] - longest['auroc']:+.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
