@@ -140,7 +140,7 @@ def test_the_book_has_its_result_files():
     """The results chapter reads these; `book/results/README.md` says how each is made."""
     names = {p.name for p in RESULTS_DIR.glob("*.csv")}
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
-            "dense_extraction.csv"} <= names, names
+            "dense_extraction.csv", "student_budget.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -161,6 +161,13 @@ def test_baselines_csv_schema_and_every_class(path):
     for method in methods:
         assert sorted(r["normal_class"] for r in rows if r["method"] == method) == list(range(10)), method
     assert all(0.0 <= r["auroc"] <= 1.0 for r in rows)
+
+
+def test_student_budget_csv():
+    frame = read_budget(RESULTS_DIR / "student_budget.csv")
+    for _, curve in frame.groupby("normal_class"):
+        assert curve["iteration"].is_monotonic_increasing and curve["train_seconds"].is_monotonic_increasing
+    assert frame[["val_auroc", "auroc", "auroc_error", "auroc_variance"]].stack().between(0, 1).all()
 
 
 def test_dense_extraction_csv():
