@@ -26,18 +26,15 @@ results feed the discussion of training length in the chapter *Results*.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import time
-from pathlib import Path
 
 import torch
 
 import ust
 from ust.data import one_class_split
-from ust.experiments import component_scores, load_splits, resolve_class, synthetic_validation_auroc
+from ust.experiments import component_scores, load_splits, resolve_class, synthetic_validation_auroc, write_rows
 from ust.metrics import image_auroc
-from ust.report import BUDGET_COLUMNS as COLUMNS, choose_by_validation
+from ust.report import BUDGET_COLUMNS, choose_by_validation
 from ust.training import train_students
 
 def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int], n_students: int, batch_size: int,
@@ -80,18 +77,6 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
     return rows
 
 
-def write_csv(path: str, rows: list[dict]) -> None:
-    """Write the rows atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows({c: r[c] for c in COLUMNS} for r in rows)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist")
@@ -122,7 +107,7 @@ def main() -> None:
                              max_test=args.max_test, seed=args.seed, progress=not args.no_progress)
         rows.extend(curve)
         if args.out:
-            write_csv(args.out, rows)
+            write_rows(args.out, rows, columns=BUDGET_COLUMNS)
         pick, longest = choose_by_validation(curve, args.tolerance), curve[-1]
         print(f"class {label}: validation chooses {pick['iteration']} steps ({pick['train_seconds']:.0f} s), "
               f"test AUROC {pick['auroc']:.4f}; the longest run ({longest['iteration']} steps, "

@@ -107,6 +107,8 @@ def test_choose_by_validation_takes_the_shortest_run_within_tolerance():
     assert choose_by_validation(rows, tolerance=0.1)["iteration"] == 50
     with pytest.raises(ResultsError, match="at least one"):
         choose_by_validation([])
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        choose_by_validation(rows, tolerance=-0.01)
 
 
 def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
@@ -115,10 +117,8 @@ def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
     matplotlib.use("Agg")
     path = tmp_path / "budget.csv"
     rows = _budget_rows(8, [(200, 0.96), (50, 0.90)]) + _budget_rows(1, [(50, 0.99)])
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=BUDGET_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(path, rows, columns=BUDGET_COLUMNS)     # how benchmarks/student_budget.py writes it
+    assert path.read_text().splitlines()[0] == ",".join(BUDGET_COLUMNS)
     frame = read_budget(path)
     assert list(zip(frame["normal_class"], frame["iteration"])) == [(1, 50), (8, 50), (8, 200)]
     assert choose_by_validation(frame[frame["normal_class"] == 8])["iteration"] == 200  # a DataFrame works too

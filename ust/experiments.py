@@ -453,14 +453,16 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     atomic_write(path, write)
 
 
-def write_rows(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
+def write_rows(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
+               columns: Sequence[str] = COLUMNS) -> Path:
     """Write result rows to a CSV file atomically (temporary file, then rename).
 
     Introduced in the book's chapter *Results*.
 
     Args:
         path: The CSV file (folders are created).
-        rows: Dictionaries with (at least) the keys :data:`COLUMNS`.
+        rows: Dictionaries with (at least) the keys ``columns``.
+        columns: The CSV's columns, in order (default: the benchmark's :data:`COLUMNS`).
 
     Returns:
         The path written. A reader never sees a half-written file.
@@ -469,10 +471,10 @@ def write_rows(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Pa
     rows = list(rows)
 
     def write(handle):
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
 
     _atomic_write(path, write)
     return path

@@ -250,16 +250,18 @@ def choose_by_validation(curve, tolerance: float = 0.005):
         tolerance: How much validation AUROC may be given up for a shorter run.
 
     Returns:
-        The chosen row (a mapping, or a pandas Series for a DataFrame).
+        The chosen row, as a mapping.
+
+    Raises:
+        ResultsError: No checkpoints, or a negative ``tolerance``.
     """
+    if tolerance < 0:
+        raise ResultsError(f"tolerance must be >= 0 (the validation AUROC one may give up); got {tolerance}.")
     rows = curve.to_dict("records") if hasattr(curve, "to_dict") else list(curve)
     if not rows:
         raise ResultsError("choose_by_validation needs at least one checkpoint.")
     best = max(r["val_auroc"] for r in rows)
-    pick = next(r for r in sorted(rows, key=lambda r: r["iteration"]) if r["val_auroc"] >= best - tolerance)
-    if hasattr(curve, "loc"):
-        return curve[curve["iteration"] == pick["iteration"]].iloc[0]
-    return pick
+    return next(r for r in sorted(rows, key=lambda r: r["iteration"]) if r["val_auroc"] >= best - tolerance)
 
 
 def budget_plot(frame, *, tolerance: float = 0.005):
