@@ -12,7 +12,8 @@ the run pauses, and on the *same* students it measures
   uses training-class data only, so it is what a user may choose the
   number of iterations with;
 * ``auroc`` (and ``auroc_error``, ``auroc_variance``): the one-class test
-  AUROC on the benchmark's fixed stratified test subset, after
+  AUROC on the benchmark's fixed stratified test subset (with
+  ``--seed 0``, the images ``python -m ust benchmark --max-test`` scores), after
   calibrating on all validation images, exactly as ``python -m ust
   benchmark`` scores. It is reported, never used to choose;
 * ``train_seconds``: training time so far, the pauses excluded.
@@ -36,6 +37,7 @@ from ust.experiments import component_scores, load_splits, resolve_class, synthe
 from ust.metrics import image_auroc
 from ust.report import BUDGET_COLUMNS, choose_by_validation
 from ust.training import train_students
+
 
 def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int], n_students: int, batch_size: int,
                  lr: float, max_test: int, seed: int, progress: bool) -> list[dict]:
