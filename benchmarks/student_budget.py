@@ -16,7 +16,12 @@ the run pauses, and on the *same* students it measures
   ``--seed 0``, the images ``python -m ust benchmark --max-test`` scores), after
   calibrating on all validation images, exactly as ``python -m ust
   benchmark`` scores. It is reported, never used to choose;
-* ``train_seconds``: training time so far, the pauses excluded.
+* ``train_seconds``: training time so far, the pauses excluded (with
+  ``threads`` CPU threads).
+
+``--out`` keeps the rows of other runs already in the file (other classes,
+datasets or settings) and replaces those of the runs made now, so one
+file collects several invocations.
 
 At the end it prints, per class, the iteration that the validation score
 chooses (the first checkpoint within ``--tolerance`` of the best validation
@@ -27,6 +32,7 @@ results feed the discussion of training length in the chapter *Results*.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -35,7 +41,7 @@ import ust
 from ust.data import one_class_split
 from ust.experiments import component_scores, load_splits, resolve_class, synthetic_validation_auroc, write_rows
 from ust.metrics import image_auroc
-from ust.report import BUDGET_COLUMNS, choose_by_validation
+from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
 
 
@@ -61,7 +67,7 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
         scores = component_scores(model, data.test)
         model.normalization = saved
         row = dict(dataset=splits.name, normal_class=label, patch_size=patch_size, n_students=n_students,
-                   batch_size=batch_size, lr=lr, iteration=step, train_seconds=round(trained, 1),
+                   batch_size=batch_size, lr=lr, threads=torch.get_num_threads(), iteration=step, train_seconds=round(trained, 1),
                    val_auroc=val, auroc=image_auroc(scores["both"], data.test_labels),
                    auroc_error=image_auroc(scores["error"], data.test_labels),
                    auroc_variance=image_auroc(scores["variance"], data.test_labels), n_test=len(data.test))
@@ -109,7 +115,8 @@ def main() -> None:
                              max_test=args.max_test, seed=args.seed, progress=not args.no_progress)
         rows.extend(curve)
         if args.out:
-            write_rows(args.out, rows, columns=BUDGET_COLUMNS)
+            old = read_budget(args.out).to_dict("records") if os.path.isfile(args.out) else []
+            write_rows(args.out, merge_budget_runs(old, rows), columns=BUDGET_COLUMNS)
         pick, longest = choose_by_validation(curve, args.tolerance), curve[-1]
         print(f"class {label}: validation chooses {pick['iteration']} steps ({pick['train_seconds']:.0f} s), "
               f"test AUROC {pick['auroc']:.4f}; the longest run ({longest['iteration']} steps, "

@@ -8,8 +8,9 @@ import pytest
 
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
 from ust.report import (BUDGET_COLUMNS, RESULTS_DIR, ResultsError, auroc_table, baseline_table, budget_plot,
-                        check_complete, choose_by_validation, class_bars, comparison_table, load_benchmark,
-                        read_baselines, read_budget, wall_times)
+                        budget_runs, check_complete, choose_by_validation, class_bars, comparison_table,
+                        load_benchmark, merge_budget_runs, read_baselines, read_budget, teacher_ablation,
+                        wall_times)
 
 
 def _row(label, seed, scale, comp, auroc):
@@ -95,7 +96,7 @@ def test_wall_times_first_seed_only():
 # --------------------------------------------------------------------------- the committed result files
 
 def _budget_rows(label, values):
-    return [dict(dataset="toy", normal_class=label, patch_size=33, n_students=3, batch_size=8, lr=1e-3,
+    return [dict(dataset="toy", normal_class=label, patch_size=33, n_students=3, batch_size=8, lr=1e-3, threads=1,
                  iteration=it, train_seconds=it / 10, val_auroc=v, auroc=v - 0.1, auroc_error=v - 0.05,
                  auroc_variance=0.5, n_test=20) for it, v in values]
 
@@ -120,16 +121,34 @@ def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
     write_rows(path, rows, columns=BUDGET_COLUMNS)     # how benchmarks/student_budget.py writes it
     assert path.read_text().splitlines()[0] == ",".join(BUDGET_COLUMNS)
     frame = read_budget(path)
-    assert list(zip(frame["normal_class"], frame["iteration"])) == [(1, 50), (8, 50), (8, 200)]
+    # runs in the order of the file, each sorted by iteration
+    assert list(zip(frame["normal_class"], frame["iteration"])) == [(8, 50), (8, 200), (1, 50)]
     assert choose_by_validation(frame[frame["normal_class"] == 8])["iteration"] == 200  # a DataFrame works too
     fig = budget_plot(frame)
-    assert [ax.get_title() for ax in fig.axes] == ["normal class 1", "normal class 8"]
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["toy: normal class 8", "toy: normal class 1"]
     with path.open("w") as handle:
         handle.write("dataset,iteration\ntoy,5\n")
     with pytest.raises(ResultsError, match="lacks the columns"):
         read_budget(path)
     with pytest.raises(ResultsError, match="student_budget.py"):
         read_budget(tmp_path / "missing.csv")
+
+
+def test_budget_runs_and_merging_two_invocations():
+    first = _budget_rows(8, [(50, 0.90), (100, 0.92)]) + _budget_rows(1, [(50, 0.99)])
+    again = _budget_rows(8, [(50, 0.80)])                                   # class 8 measured again
+    faster = [dict(r, threads=2, train_seconds=1.0) for r in _budget_rows(1, [(50, 0.97)])]
+    merged = merge_budget_runs(first, again + faster)
+    assert [(r["normal_class"], r["threads"], r["val_auroc"]) for r in merged] == [
+        (1, 1, 0.99), (8, 1, 0.80), (1, 2, 0.97)]
+    import pandas as pd
+
+    runs = budget_runs(pd.DataFrame(merged))
+    assert [title for title, _ in runs] == ["toy: normal class 1, 1 thread", "toy: normal class 8, 1 thread",
+                                           "toy: normal class 1, 2 threads"]
+    assert [len(curve) for _, curve in runs] == [1, 1, 1]
+    fig = budget_plot(pd.DataFrame(merged))                                 # three runs: one row of panels
+    assert sum(ax.get_visible() for ax in fig.axes) == 3
 
 
 BENCHMARKS = sorted(p for p in RESULTS_DIR.glob("*.csv") if (p.with_suffix(".json")).is_file())
@@ -177,3 +196,19 @@ def test_dense_extraction_csv():
     assert {r["method"] for r in rows} == {"dilated", "multipool"}
     assert {int(r["image_size"]) for r in rows} == {64, 128, 256}
     assert all(float(r["max_abs_diff"]) <= 1e-4 and float(r["speedup"]) > 1 for r in rows)
+
+
+def test_teacher_ablation_columns_and_means():
+    kc = _rows(seeds=(0,), scales=("33",))
+    kmc = [dict(r, teacher="u", auroc=r["auroc"] + 0.1) for r in kc]
+    kc += [dict(r, components="error", auroc=0.9) for r in kc]
+    table = teacher_ablation(kc + kmc, scale=33)
+    assert list(table.columns) == [("both", "t"), ("both", "u"), ("error", "t")]   # no error rows for "u"
+    assert list(table.index) == ["c0", "c1", "mean"]
+    # class 1, seed 0, p=33: 0.5 + 0.1 + 0.033 for "t", 0.1 more for "u"
+    assert table.loc["c1", ("both", "t")] == pytest.approx(0.633)
+    assert table.loc["mean", ("both", "u")] == pytest.approx((0.633 + 0.533) / 2 + 0.1)
+    with pytest.raises(ResultsError, match="at least two teachers"):
+        teacher_ablation(kc, scale=33)
+    with pytest.raises(ResultsError, match="no rows at scale 17"):
+        teacher_ablation(kc + kmc, scale=17)

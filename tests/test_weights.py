@@ -18,6 +18,7 @@ def test_shipped_teachers_load_and_describe_patches(patch_size, variant):
     teacher = ust.pretrained_teacher(patch_size, variant)
     assert teacher.patch_size == patch_size and teacher.metadata["patch_size"] == patch_size
     assert teacher.metadata["settings"]["backbone"] == "efficientnet_lite0"
+    assert teacher.metadata["settings"]["lambda_m"] == (1.0 if variant == "kmc" else 0.0)   # the variant's L_m
     with torch.no_grad():
         d = teacher.describe(torch.rand(4, 3, patch_size, patch_size))
     assert d.shape == (4, 128) and torch.isfinite(d).all()

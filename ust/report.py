@@ -18,7 +18,8 @@ from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
            "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
-           "BUDGET_COLUMNS", "read_budget", "choose_by_validation", "budget_plot"]
+           "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "read_budget", "budget_runs",
+           "merge_budget_runs", "choose_by_validation", "budget_plot"]
 
 #: Where the book keeps its result tables (relative to the repository root).
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
@@ -192,6 +193,48 @@ def class_bars(tables: Mapping[str, Any], *, ax=None, title: str = "AUROC per no
     return ax
 
 
+def teacher_ablation(rows: Sequence[Mapping[str, Any]], scale: int | str):
+    """Mean AUROC per class for each teacher and score component: the ablation "with and without L_m".
+
+    Introduced in the book's chapter *Results*. Pass the rows of several
+    benchmark runs that differ only in their teacher (for example the
+    shipped ``kc`` and ``kmc`` teachers, Sec. 3.1); they are told apart by
+    their ``teacher`` column.
+
+    Args:
+        rows: Benchmark rows of all runs together (:func:`ust.experiments.read_rows`).
+        scale: The patch size to compare (a column of :func:`auroc_table`).
+
+    Returns:
+        A :class:`pandas.DataFrame`, index ``class_name`` (with the ``mean``
+        row last), columns a two-level index ``(component, teacher)`` with
+        the components in the order ``both``, ``error``, ``variance``.
+
+    Raises:
+        ResultsError: Fewer than two teachers, or a teacher without rows at
+            this scale.
+    """
+    import pandas as pd
+
+    teachers = list(dict.fromkeys(str(r["teacher"]) for r in rows))
+    if len(teachers) < 2:
+        raise ResultsError(f"an ablation needs the rows of at least two teachers; got {teachers}.")
+    column = f"p={scale}"
+    parts = {}
+    for comp in ("both", "error", "variance"):
+        for name in teachers:
+            mine = [r for r in rows if str(r["teacher"]) == name and r["components"] == comp]
+            if not mine:
+                continue
+            table = auroc_table(mine, components=comp)[0]
+            if column not in table.columns:
+                raise ResultsError(f"teacher {name!r} has no rows at scale {scale}; it has {list(table.columns)}.")
+            parts[(comp, name)] = table[column]
+    frame = pd.DataFrame(parts)
+    frame.columns.names = ["component", "teacher"]
+    return frame
+
+
 def wall_times(rows: Sequence[Mapping[str, Any]]):
     """Training and scoring seconds per class and scale (seed 0; the fused rows are sums).
 
@@ -207,8 +250,12 @@ def wall_times(rows: Sequence[Mapping[str, Any]]):
 
 
 #: Columns of the training-length CSV written by ``benchmarks/student_budget.py``.
-BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "iteration",
+#: ``threads`` is the number of CPU threads the run trained with (``train_seconds`` depends on it).
+BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "iteration",
                   "train_seconds", "val_auroc", "auroc", "auroc_error", "auroc_variance", "n_test")
+
+#: The settings that tell one training run of the budget CSV from another (see :func:`budget_runs`).
+BUDGET_RUN = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads")
 
 
 def read_budget(path: str | os.PathLike):
@@ -218,8 +265,8 @@ def read_budget(path: str | os.PathLike):
         path: CSV written by ``benchmarks/student_budget.py``.
 
     Returns:
-        A :class:`pandas.DataFrame` with :data:`BUDGET_COLUMNS`, sorted by
-        class and iteration.
+        A :class:`pandas.DataFrame` with :data:`BUDGET_COLUMNS`, the runs in
+        the order they first appear in the file, each sorted by iteration.
 
     Raises:
         ResultsError: A missing file or missing columns.
@@ -233,7 +280,50 @@ def read_budget(path: str | os.PathLike):
     missing = [c for c in BUDGET_COLUMNS if c not in frame.columns]
     if missing or frame.empty:
         raise ResultsError(f"{path} lacks the columns {missing} or has no rows; run benchmarks/student_budget.py again.")
-    return frame.sort_values(["normal_class", "iteration"]).reset_index(drop=True)
+    run = frame[list(BUDGET_RUN)].apply(tuple, axis=1)
+    frame["_run"] = run.map({key: i for i, key in enumerate(dict.fromkeys(run))})
+    return frame.sort_values(["_run", "iteration"], kind="stable").drop(columns="_run").reset_index(drop=True)
+
+
+def budget_runs(frame):
+    """The training runs of a budget table, each with a short title.
+
+    Args:
+        frame: From :func:`read_budget`.
+
+    Returns:
+        A list of ``(title, rows)``: rows of one run (one set of
+        :data:`BUDGET_RUN` values), in the order of the table; the title
+        names the dataset and class, and the thread count when the table
+        has several.
+    """
+    several = frame["threads"].nunique() > 1
+    runs = []
+    for key, curve in frame.groupby(list(BUDGET_RUN), sort=False):
+        settings = dict(zip(BUDGET_RUN, key))
+        title = f"{settings['dataset']}: normal class {settings['normal_class']}"
+        if several:
+            title += f", {settings['threads']} thread{'s' * (settings['threads'] != 1)}"
+        runs.append((title, curve))
+    return runs
+
+
+def merge_budget_runs(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list:
+    """Budget rows of two invocations in one table: ``new`` replaces the runs of ``old`` it repeats.
+
+    Args:
+        old: Rows already in the CSV.
+        new: Rows just measured.
+
+    Returns:
+        The rows of ``old`` whose run (:data:`BUDGET_RUN`) is not in
+        ``new``, then ``new``.
+    """
+    def run(row):
+        return tuple(row[k] for k in BUDGET_RUN)
+
+    repeated = {run(r) for r in new}
+    return [r for r in old if run(r) not in repeated] + list(new)
 
 
 def choose_by_validation(curve, tolerance: float = 0.005):
@@ -265,35 +355,44 @@ def choose_by_validation(curve, tolerance: float = 0.005):
 
 
 def budget_plot(frame, *, tolerance: float = 0.005):
-    """AUROC against training time, one panel per class, the validation choice marked.
+    """AUROC against training time, one panel per run (:func:`budget_runs`), the validation choice marked.
 
     Args:
         frame: From :func:`read_budget`.
         tolerance: See :func:`choose_by_validation`.
 
     Returns:
-        The :class:`~matplotlib.figure.Figure`.
+        The :class:`~matplotlib.figure.Figure`, at most three panels a row.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
-    classes = list(dict.fromkeys(frame["normal_class"]))
-    fig, axes = plt.subplots(1, len(classes), figsize=(5.2 * len(classes), 3.9), layout="constrained",
+    runs = budget_runs(frame)
+    n_cols = min(3, len(runs))
+    n_rows = -(-len(runs) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.2 * n_cols, 3.9 * n_rows), layout="constrained",
                              squeeze=False, sharey=True)
     lines = (("val_auroc", "validation: synthetic strokes", "C2", "--"), ("auroc", "test: error + variance", "C0", "-"),
              ("auroc_error", "test: error only", "C1", "-"), ("auroc_variance", "test: variance only", "C4", ":"))
-    for ax, label in zip(axes[0], classes):
-        curve = frame[frame["normal_class"] == label]
+    for ax, (title, curve) in zip(axes.flat, runs):
         for column, name, color, style in lines:
             ax.plot(curve["train_seconds"], curve[column], marker="o", ms=3, color=color, ls=style, label=name)
         pick = choose_by_validation(curve, tolerance)
-        ax.axvline(pick["train_seconds"], color="0.4", lw=1, ls="-.",
-                   label=f"chosen on validation ({int(pick['iteration'])} steps)")
+        ax.axvline(pick["train_seconds"], color="0.4", lw=1, ls="-.", label="chosen on validation")
+        ax.annotate(f"{int(pick['iteration'])} steps", (pick["train_seconds"], 0.02),
+                    xycoords=("data", "axes fraction"), xytext=(-4, 0), textcoords="offset points", ha="right",
+                    fontsize="small", color="0.3")
         ax.set_xscale("log")
-        ax.set_xlabel("student training time (s, log scale)")
-        ax.set_title(f"normal class {label}")
+        ax.set_xticks(curve["train_seconds"], [f"{t:.0f}" for t in curve["train_seconds"]], minor=False)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("student training time (s, log scale; ticks at the pauses)")
+        ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("image AUROC")
-    axes[0][-1].legend(loc="lower right", fontsize="small")
+    for ax in axes.flat[len(runs):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("image AUROC")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize="small")
     return fig
 
 
