@@ -146,6 +146,8 @@ def test_budget_runs_and_merging_two_invocations():
     runs = budget_runs(pd.DataFrame(merged))
     assert [title for title, _ in runs] == ["toy: normal class 1, 1 thread", "toy: normal class 8, 1 thread",
                                            "toy: normal class 1, 2 threads"]
+    smaller = [dict(r, batch_size=4) for r in again]
+    assert [t for t, _ in budget_runs(pd.DataFrame(first + smaller))][-1] == "toy: normal class 8, batch 4"
     assert [len(curve) for _, curve in runs] == [1, 1, 1]
     fig = budget_plot(pd.DataFrame(merged))                                 # three runs: one row of panels
     assert sum(ax.get_visible() for ax in fig.axes) == 3

@@ -285,6 +285,10 @@ def read_budget(path: str | os.PathLike):
     return frame.sort_values(["_run", "iteration"], kind="stable").drop(columns="_run").reset_index(drop=True)
 
 
+_BUDGET_LABELS = {"patch_size": "p = {}".format, "n_students": "M = {}".format, "batch_size": "batch {}".format,
+                  "lr": "lr {:g}".format, "threads": lambda n: f"{n} thread{'s' * (n != 1)}"}
+
+
 def budget_runs(frame):
     """The training runs of a budget table, each with a short title.
 
@@ -294,16 +298,15 @@ def budget_runs(frame):
     Returns:
         A list of ``(title, rows)``: rows of one run (one set of
         :data:`BUDGET_RUN` values), in the order of the table; the title
-        names the dataset and class, and the thread count when the table
-        has several.
+        names the dataset and class, and every other setting that differs
+        between the runs (e.g. ``batch 4``, ``2 threads``).
     """
-    several = frame["threads"].nunique() > 1
+    varied = [k for k in ("patch_size", "n_students", "batch_size", "lr", "threads") if frame[k].nunique() > 1]
     runs = []
     for key, curve in frame.groupby(list(BUDGET_RUN), sort=False):
         settings = dict(zip(BUDGET_RUN, key))
         title = f"{settings['dataset']}: normal class {settings['normal_class']}"
-        if several:
-            title += f", {settings['threads']} thread{'s' * (settings['threads'] != 1)}"
+        title += "".join(f", {_BUDGET_LABELS[k](settings[k])}" for k in varied)
         runs.append((title, curve))
     return runs
 
