@@ -345,5 +345,8 @@ def test_pretraining_curves_one_panel_per_term():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["distillation L_k", "metric learning L_m", "compactness L_c"]
     assert len(fig.axes[0].lines) == 4 and len(fig.axes[1].lines) == 2
+    # run "b" has the same colour in both of its panels, and the figure has one legend entry per run
+    assert fig.axes[0].lines[2].get_color() == fig.axes[1].lines[0].get_color() != fig.axes[0].lines[0].get_color()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a (mean of 2)", "b (mean of 2)"]
     with pytest.raises(ValueError, match="none of the histories"):
         plotting.pretraining_curves({"x": {"total": [1.0]}})

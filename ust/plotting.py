@@ -570,7 +570,7 @@ def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 def smoothed_loss_curves(losses: Mapping[str, Sequence[float]] | Sequence[float], window: int = 50, *, ax=None,
                          xlabel: str = "iteration", ylabel: str = "training loss", title: str = "Training loss",
-                         log_y: bool = True):
+                         log_y: bool = True, colors: Mapping[str, str] | None = None):
     """Noisy per-iteration losses: each drawn faintly, with its moving average on top.
 
     The moving average over ``window`` iterations is drawn at the window's
@@ -581,6 +581,7 @@ def smoothed_loss_curves(losses: Mapping[str, Sequence[float]] | Sequence[float]
         window: Iterations per moving average (at most the length of the
             shortest sequence).
         ax, xlabel, ylabel, title, log_y: As for :func:`loss_curves`.
+        colors: Optional colour per name (default: matplotlib's cycle).
 
     Returns:
         The :class:`~matplotlib.axes.Axes`; for each entry ``ax.lines``
@@ -596,7 +597,7 @@ def smoothed_loss_curves(losses: Mapping[str, Sequence[float]] | Sequence[float]
     for name, values in series.items():
         v = _numpy(values, name).reshape(-1)
         x = np.arange(1, len(v) + 1)
-        raw, = ax.plot(x, v, linewidth=0.8, alpha=0.3)
+        raw, = ax.plot(x, v, linewidth=0.8, alpha=0.3, color=(colors or {}).get(name))
         ax.plot(x[int(window) - 1:], _moving_average(v, window), color=raw.get_color(), linewidth=2,
                 label=f"{name} (mean of {int(window)})" if int(window) > 1 else name)
     return _label_loss_axes(ax, xlabel, ylabel, title, log_y, legend=True)
@@ -1081,12 +1082,16 @@ def pretraining_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], w
     present = [t for t in terms if any(t in h and len(h[t]) for h in histories.values())]
     if not present:
         raise ValueError(f"none of the histories holds any of the terms {tuple(terms)}.")
-    fig, axes = plt.subplots(1, len(present), figsize=(MAX_WIDTH, 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(present), figsize=(MAX_WIDTH, 3.9), squeeze=False, layout="constrained")
+    colors = {name: f"C{i % 10}" for i, name in enumerate(histories)}    # one colour per run in every panel
     for ax, term in zip(axes[0], present):
         series = {name: h[term] for name, h in histories.items() if term in h and len(h[term])}
         shortest = min(len(v) for v in series.values())
         smoothed_loss_curves(series, min(int(window), shortest), ax=ax, title=names.get(term, term),
-                             ylabel="loss" if ax is axes[0, 0] else "", log_y=True)
-        ax.legend(fontsize="x-small")
+                             ylabel="loss" if ax is axes[0, 0] else "", log_y=True, colors=colors)
+        ax.get_legend().remove()
+    handles = {line.get_label(): line for ax in axes[0] for line in ax.lines if not line.get_label().startswith("_")}
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(2, len(handles)),
+               fontsize="small")
     fig.suptitle(suptitle)
     return fig
