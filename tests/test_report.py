@@ -161,7 +161,7 @@ def test_the_book_has_its_result_files():
     """The results chapter reads these; `book/results/README.md` says how each is made."""
     names = {p.name for p in RESULTS_DIR.glob("*.csv")}
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
-            "dense_extraction.csv", "student_budget.csv"} <= names, names
+            "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -186,9 +186,19 @@ def test_baselines_csv_schema_and_every_class(path):
 
 def test_student_budget_csv():
     frame = read_budget(RESULTS_DIR / "student_budget.csv")
-    for _, curve in frame.groupby("normal_class"):
+    for _, curve in budget_runs(frame):
         assert curve["iteration"].is_monotonic_increasing and curve["train_seconds"].is_monotonic_increasing
     assert frame[["val_auroc", "auroc", "auroc_error", "auroc_variance"]].stack().between(0, 1).all()
+
+
+def test_teacher_ablation_csv_repeats_the_mnist_protocol():
+    """mnist_kmc.csv differs from mnist.csv in its teacher only."""
+    kc, kc_settings = load_benchmark(RESULTS_DIR / "mnist.csv")
+    kmc, kmc_settings = load_benchmark(RESULTS_DIR / "mnist_kmc.csv")
+    assert {r["teacher"] for r in kc} == {"pretrained:33:kc"} and {r["teacher"] for r in kmc} == {"pretrained:33:kmc"}
+    same = ("dataset", "classes", "scales", "seeds", "n_students", "iterations", "batch_size", "lr", "max_test")
+    assert {k: kc_settings["arguments"][k] for k in same} == {k: kmc_settings["arguments"][k] for k in same}
+    assert teacher_ablation(kc + kmc, scale=33).shape == (11, 6)
 
 
 def test_dense_extraction_csv():
