@@ -67,7 +67,8 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
         scores = component_scores(model, data.test)
         model.normalization = saved
         row = dict(dataset=splits.name, normal_class=label, patch_size=patch_size, n_students=n_students,
-                   batch_size=batch_size, lr=lr, threads=torch.get_num_threads(), iteration=step, train_seconds=round(trained, 1),
+                   batch_size=batch_size, lr=lr, threads=torch.get_num_threads(), iteration=step,
+                   train_seconds=round(trained, 1),
                    val_auroc=val, auroc=image_auroc(scores["both"], data.test_labels),
                    auroc_error=image_auroc(scores["error"], data.test_labels),
                    auroc_variance=image_auroc(scores["variance"], data.test_labels), n_test=len(data.test))
