@@ -46,10 +46,11 @@ from ust.training import train_students
 
 
 def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int], n_students: int, batch_size: int,
-                 lr: float, max_test: int, seed: int, progress: bool) -> list[dict]:
+                 lr: float, max_test: int, seed: int, progress: bool, image_size: int | None = None) -> list[dict]:
     """Train once and evaluate at every checkpoint; see the module docstring."""
     teacher = ust.pretrained_teacher(patch_size)
-    data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed)
+    data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed,
+                           image_size=image_size)
     rows: list[dict] = []
     paused = 0.0
     start = time.perf_counter()
@@ -67,7 +68,8 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
         scores = component_scores(model, data.test)
         model.normalization = saved
         row = dict(dataset=splits.name, normal_class=label, patch_size=patch_size, n_students=n_students,
-                   batch_size=batch_size, lr=lr, threads=torch.get_num_threads(), iteration=step,
+                   batch_size=batch_size, lr=lr, threads=torch.get_num_threads(),
+                   image_size=f"{data.test.shape[-2]}x{data.test.shape[-1]}", iteration=step,
                    train_seconds=round(trained, 1),
                    val_auroc=val, auroc=image_auroc(scores["both"], data.test_labels),
                    auroc_error=image_auroc(scores["error"], data.test_labels),
@@ -96,6 +98,8 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="resize the images to SxS (default: keep their size, 28x28 for MNIST)")
     parser.add_argument("--max-test", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=0.005)
@@ -113,7 +117,8 @@ def main() -> None:
         label = resolve_class(splits.classes, spec)
         curve = budget_curve(splits, label, patch_size=args.patch_size, checkpoints=checkpoints,
                              n_students=args.students, batch_size=args.batch_size, lr=args.lr,
-                             max_test=args.max_test, seed=args.seed, progress=not args.no_progress)
+                             max_test=args.max_test, seed=args.seed, progress=not args.no_progress,
+                             image_size=args.image_size)
         rows.extend(curve)
         if args.out:
             old = read_budget(args.out).to_dict("records") if os.path.isfile(args.out) else []

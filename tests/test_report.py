@@ -8,7 +8,7 @@ import pytest
 
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
 from ust.report import (BUDGET_COLUMNS, RESULTS_DIR, ResultsError, auroc_table, baseline_table, budget_plot,
-                        budget_runs, check_complete, choose_by_validation, class_bars, comparison_table,
+                        budget_run_key, budget_runs, check_complete, choose_by_validation, class_bars, comparison_table,
                         load_benchmark, merge_budget_runs, read_baselines, read_budget, teacher_ablation,
                         wall_times)
 
@@ -97,8 +97,8 @@ def test_wall_times_first_seed_only():
 
 def _budget_rows(label, values):
     return [dict(dataset="toy", normal_class=label, patch_size=33, n_students=3, batch_size=8, lr=1e-3, threads=1,
-                 iteration=it, train_seconds=it / 10, val_auroc=v, auroc=v - 0.1, auroc_error=v - 0.05,
-                 auroc_variance=0.5, n_test=20) for it, v in values]
+                 image_size="28x28", iteration=it, train_seconds=it / 10, val_auroc=v, auroc=v - 0.1,
+                 auroc_error=v - 0.05, auroc_variance=0.5, n_test=20) for it, v in values]
 
 
 def test_choose_by_validation_takes_the_shortest_run_within_tolerance():
@@ -148,6 +148,10 @@ def test_budget_runs_and_merging_two_invocations():
                                            "toy: normal class 1, 2 threads"]
     smaller = [dict(r, batch_size=4) for r in again]
     assert [t for t, _ in budget_runs(pd.DataFrame(first + smaller))][-1] == "toy: normal class 8, batch 4"
+    larger = [dict(r, image_size="56x56") for r in again]                   # the same run on upscaled images
+    assert budget_run_key(larger[0]) == ("toy", 8, 33, 3, 8, 1e-3, 1, "56x56")
+    assert len(merge_budget_runs(first, larger)) == len(first) + 1          # another run: nothing replaced
+    assert [t for t, _ in budget_runs(pd.DataFrame(first + larger))][-1] == "toy: normal class 8, 56x56"
     assert [len(curve) for _, curve in runs] == [1, 1, 1]
     fig = budget_plot(pd.DataFrame(merged))                                 # three runs: one row of panels
     assert sum(ax.get_visible() for ax in fig.axes) == 3
@@ -189,6 +193,7 @@ def test_student_budget_csv():
     for _, curve in budget_runs(frame):
         assert curve["iteration"].is_monotonic_increasing and curve["train_seconds"].is_monotonic_increasing
     assert frame[["val_auroc", "auroc", "auroc_error", "auroc_variance"]].stack().between(0, 1).all()
+    assert frame["image_size"].str.fullmatch(r"\d+x\d+").all()
 
 
 def test_teacher_ablation_csv_repeats_the_mnist_protocol():

@@ -18,7 +18,7 @@ from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
            "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
-           "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "read_budget", "budget_runs",
+           "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "budget_run_key", "read_budget", "budget_runs",
            "merge_budget_runs", "choose_by_validation", "budget_plot"]
 
 #: Where the book keeps its result tables (relative to the repository root).
@@ -250,12 +250,26 @@ def wall_times(rows: Sequence[Mapping[str, Any]]):
 
 
 #: Columns of the training-length CSV written by ``benchmarks/student_budget.py``.
-#: ``threads`` is the number of CPU threads the run trained with (``train_seconds`` depends on it).
-BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "iteration",
-                  "train_seconds", "val_auroc", "auroc", "auroc_error", "auroc_variance", "n_test")
+#: ``threads`` is the number of CPU threads the run trained with (``train_seconds`` depends on it);
+#: ``image_size`` the size the images were trained and scored at (``"28x28"``: MNIST's own).
+BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "image_size",
+                  "iteration", "train_seconds", "val_auroc", "auroc", "auroc_error", "auroc_variance", "n_test")
 
 #: The settings that tell one training run of the budget CSV from another (see :func:`budget_runs`).
-BUDGET_RUN = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads")
+BUDGET_RUN = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "image_size")
+
+
+def budget_run_key(row: Mapping[str, Any]) -> tuple:
+    """The training run a budget row belongs to: its :data:`BUDGET_RUN` values.
+
+    Args:
+        row: A row of the budget CSV (a mapping, or a :class:`pandas.Series`).
+
+    Returns:
+        The tuple of its :data:`BUDGET_RUN` values; two rows with equal keys
+        are checkpoints of the same run.
+    """
+    return tuple(row[k] for k in BUDGET_RUN)
 
 
 def read_budget(path: str | os.PathLike):
@@ -279,14 +293,15 @@ def read_budget(path: str | os.PathLike):
     frame = pd.read_csv(path)
     missing = [c for c in BUDGET_COLUMNS if c not in frame.columns]
     if missing or frame.empty:
-        raise ResultsError(f"{path} lacks the columns {missing} or has no rows; run benchmarks/student_budget.py again.")
-    run = frame[list(BUDGET_RUN)].apply(tuple, axis=1)
+        raise ResultsError(f"{path} lacks the columns {missing} or has no rows; "
+                           "run benchmarks/student_budget.py again.")
+    run = frame.apply(budget_run_key, axis=1)
     frame["_run"] = run.map({key: i for i, key in enumerate(dict.fromkeys(run))})
     return frame.sort_values(["_run", "iteration"], kind="stable").drop(columns="_run").reset_index(drop=True)
 
 
 _BUDGET_LABELS = {"patch_size": "p = {}".format, "n_students": "M = {}".format, "batch_size": "batch {}".format,
-                  "lr": "lr {:g}".format, "threads": lambda n: f"{n} thread{'s' * (n != 1)}"}
+                  "lr": "lr {:g}".format, "threads": lambda n: f"{n} thread{'s' * (n != 1)}", "image_size": "{}".format}
 
 
 def budget_runs(frame):
@@ -301,9 +316,9 @@ def budget_runs(frame):
         names the dataset and class, and every other setting that differs
         between the runs (e.g. ``batch 4``, ``2 threads``).
     """
-    varied = [k for k in ("patch_size", "n_students", "batch_size", "lr", "threads") if frame[k].nunique() > 1]
+    varied = [k for k in _BUDGET_LABELS if frame[k].nunique() > 1]
     runs = []
-    for key, curve in frame.groupby(list(BUDGET_RUN), sort=False):
+    for key, curve in frame.groupby(frame.apply(budget_run_key, axis=1), sort=False):
         settings = dict(zip(BUDGET_RUN, key))
         title = f"{settings['dataset']}: normal class {settings['normal_class']}"
         title += "".join(f", {_BUDGET_LABELS[k](settings[k])}" for k in varied)
@@ -322,11 +337,8 @@ def merge_budget_runs(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[st
         The rows of ``old`` whose run (:data:`BUDGET_RUN`) is not in
         ``new``, then ``new``.
     """
-    def run(row):
-        return tuple(row[k] for k in BUDGET_RUN)
-
-    repeated = {run(r) for r in new}
-    return [r for r in old if run(r) not in repeated] + list(new)
+    repeated = {budget_run_key(r) for r in new}
+    return [r for r in old if budget_run_key(r) not in repeated] + list(new)
 
 
 def choose_by_validation(curve, tolerance: float = 0.005):
