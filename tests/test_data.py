@@ -247,6 +247,17 @@ def test_preprocess_values():
         data.preprocess(np.zeros((1, 2, 2, 1), np.float32))
 
 
+def test_resize_images_is_the_resize_step_of_preprocess():
+    x = np.random.default_rng(0).integers(0, 256, (2, 7, 9, 3), dtype=np.uint8)
+    torch.testing.assert_close(data.resize_images(data.preprocess(x), (14, 5)), data.preprocess(x, image_size=(14, 5)),
+                               rtol=0, atol=0)
+    same = data.preprocess(x)
+    assert data.resize_images(same, (7, 9)) is same                         # nothing to do
+    assert data.resize_images(torch.full((1, 1, 2, 2), 0.3), 1).item() == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="preprocess"):
+        data.resize_images(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), 4)
+
+
 # --------------------------------------------------------------------------- one-class protocol
 
 def test_one_class_split_counts_and_labels(digits):

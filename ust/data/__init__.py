@@ -16,6 +16,7 @@ from .datasets import (
     load_mnist_or_digits,
     one_class_split,
     preprocess,
+    resize_images,
     stratified_subset,
 )
 from .mvtec import MVTEC_URL, MVTecData, load_mvtec, mvtec_categories
@@ -24,7 +25,8 @@ from .synthetic import SYNTHETIC_KINDS, add_synthetic_anomalies
 __all__ = [
     "PatchSampler",
     "DATASET_NAMES", "DataUnavailableError", "data_roots", "ImageArrays", "DatasetSplits", "load_dataset",
-    "load_mnist_or_digits", "OneClassData", "one_class_split", "preprocess", "stratified_subset",
+    "load_mnist_or_digits", "OneClassData", "one_class_split", "preprocess", "resize_images",
+    "stratified_subset",
     "SYNTHETIC_KINDS", "add_synthetic_anomalies",
     "MVTEC_URL", "MVTecData", "load_mvtec", "mvtec_categories",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "load_mnist_or_digits",
     "OneClassData",
     "one_class_split",
+    "resize_images",
     "preprocess",
     "stratified_subset",
 ]
@@ -522,6 +523,29 @@ def _size_pair(image_size) -> tuple[int, int] | None:
     return pair
 
 
+def resize_images(images: torch.Tensor, image_size: int | tuple[int, int]) -> torch.Tensor:
+    """The resize step of :func:`preprocess`, for float images already in [0, 1].
+
+    Introduced in the book's chapter *Results* (a synthetic defect drawn at
+    native size, then resized like the image). Bilinear with antialiasing
+    (``F.interpolate(..., antialias=True)``), clamped to [0, 1].
+
+    Args:
+        images: float ``(N, C, H, W)`` in [0, 1].
+        image_size: Output size (an int gives a square).
+
+    Returns:
+        float ``(N, C, H', W')`` (the input itself when the size is already right).
+    """
+    size = _size_pair(image_size)
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(f"resize_images expects float images (N, C, H, W); got {images.dtype} "
+                         f"{tuple(images.shape)}. uint8 images go through ust.data.preprocess.")
+    if size == tuple(images.shape[-2:]):
+        return images
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
+
+
 def preprocess(images: np.ndarray | torch.Tensor, image_size: int | tuple[int, int] | None = None,
                channels: int | None = None, batch_size: int = 1024) -> torch.Tensor:
     """uint8 images -> float32 network input, the same for every method.
@@ -569,8 +593,8 @@ def preprocess(images: np.ndarray | torch.Tensor, image_size: int | tuple[int, i
         chunk = x[start:start + batch_size].permute(0, 3, 1, 2).float().div_(255.0)
         if channels == 1 and chunk.shape[1] == 3:
             chunk = (chunk * luma).sum(1, keepdim=True)
-        if size is not None and size != tuple(chunk.shape[-2:]):
-            chunk = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
+        if size is not None:
+            chunk = resize_images(chunk, size)
         chunk = chunk.clamp_(0.0, 1.0)
         out[start:start + batch_size] = chunk.expand(-1, out_c, -1, -1)
     return out
