@@ -268,6 +268,14 @@ def test_write_and_read_rows_round_trip(tmp_path):
     assert back[1]["stand_in_for"] is None and back[1]["test_subset"] is False
 
 
+def test_hardware_description_names_what_decides_exact_repeats():
+    """CPU model, vector capability and threads: runs repeat exactly only when all three match."""
+    text = ex.hardware_description("cpu")
+    assert text.startswith("cpu: ")
+    assert f"({torch.backends.cpu.get_cpu_capability()})" in text
+    assert f"{torch.get_num_threads()} torch threads" in text
+
+
 def test_synthetic_validation_auroc_is_high_for_a_detector_and_keeps_the_normalisation():
     """A 'model' whose score is the image's brightness sees bright synthetic anomalies on dark images."""
     from ust.experiments import synthetic_validation_auroc
@@ -290,6 +298,34 @@ def test_synthetic_validation_auroc_is_high_for_a_detector_and_keeps_the_normali
     assert model.calibrated_on == 6 and model.normalization == "kept"
     with pytest.raises(ValueError, match="at least 4 validation images"):
         synthetic_validation_auroc(model, images[:3])
+
+
+def test_synthetic_validation_auroc_draws_at_native_size_then_resizes():
+    """With image_size the defect is drawn on the native images and resized with them, not drawn after."""
+    from ust.data import add_synthetic_anomalies, resize_images
+    from ust.experiments import synthetic_validation_auroc
+
+    class Recorder:
+        normalization = None
+
+        def calibrate(self, images, dense=False):
+            self.calibrated = images
+
+        def image_scores(self, images, dense=False, components="both"):
+            self.scored = images
+            return images.mean((1, 2, 3))
+
+    torch.manual_seed(0)
+    images = torch.rand(12, 3, 20, 20) * 0.1
+    model = Recorder()
+    synthetic_validation_auroc(model, images, seed=3, image_size=40)
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(3))
+    held = images[order[6:]]
+    drawn_native = resize_images(add_synthetic_anomalies(held, seed=3)[0], 40)
+    assert model.calibrated.shape == (6, 3, 40, 40)
+    torch.testing.assert_close(model.scored, torch.cat([resize_images(held, 40), drawn_native]), rtol=0, atol=0)
+    drawn_after = add_synthetic_anomalies(resize_images(held, 40), seed=3)[0]
+    assert (drawn_after - drawn_native).abs().max() > 0.1                   # the two orders really differ
 
 
 def test_scores_dir_reuses_finished_scales_and_fuses_from_saved_scores(tmp_path, monkeypatch):

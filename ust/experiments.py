@@ -405,7 +405,8 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
 # --------------------------------------------------------------------------- CSV
 
 def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "stroke", seed: int = 0,
-                               dense: bool = False, components: str = "both") -> float:
+                               dense: bool = False, components: str = "both",
+                               image_size: int | tuple[int, int] | None = None) -> float:
     """Choose settings without looking at test data: AUROC on synthetic anomalies.
 
     Introduced in the book's chapter *Results*.
@@ -415,6 +416,14 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
     and with :func:`~ust.data.add_synthetic_anomalies` drawn in (anomalous).
     The model's own normalisation is left as it was.
 
+    With ``image_size``, pass the validation images at their own size: the
+    anomalies are drawn there, and then all images, normal and anomalous,
+    are resized (:func:`~ust.data.resize_images`) for a model trained on
+    resized images. The defect is then blurred as the image content is.
+    Drawn after an upscaling instead, a sharp defect on blurred content
+    is easier to see, and the score rises with the image size whatever
+    the students learned.
+
     Args:
         model: A trained :class:`~ust.model.StudentTeacher` or
             :class:`~ust.model.MultiScaleStudentTeacher`.
@@ -423,11 +432,12 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
         seed: Seeds the halves and the anomalies.
         dense: Score dense maps or the native lattice.
         components: Score components.
+        image_size: Size the model works at, or ``None`` for the images' own.
 
     Returns:
         Image AUROC, normal versus synthetic.
     """
-    from .data import add_synthetic_anomalies
+    from .data import add_synthetic_anomalies, resize_images
     from .metrics import image_auroc
     from .model import MultiScaleStudentTeacher
 
@@ -436,6 +446,8 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
     order = torch.randperm(len(val_images), generator=torch.Generator().manual_seed(seed))
     calib, held = val_images[order[: len(order) // 2]], val_images[order[len(order) // 2:]]
     anomalous, _ = add_synthetic_anomalies(held, kind=kind, seed=seed)
+    if image_size is not None:
+        calib, held, anomalous = (resize_images(x, image_size) for x in (calib, held, anomalous))
     scales = list(model.scales) if isinstance(model, MultiScaleStudentTeacher) else [model]
     saved = [m.normalization for m in scales]
     try:
@@ -517,15 +529,32 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def hardware_description(device: str | torch.device | None = None) -> str:
-    """The device in words, for logs: the GPU's name, or the CPU and thread count.
+    """The device in words, for logs: the GPU's name, or the CPU, its vector instructions and the thread count.
 
-    Introduced in the book's chapter *Results*.
+    Introduced in the book's chapter *Results*. The vector instruction set
+    PyTorch uses (``torch.backends.cpu.get_cpu_capability()``, e.g.
+    ``AVX2`` or ``AVX512``) is named because it picks the CPU kernels, and
+    with them the order of floating-point sums: runs repeat exactly only on
+    CPUs with the same capability and thread count.
     """
     device = select_device(device)
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine() or "unknown CPU"
-    return f"{device.type}: {cpu}, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs"
+    cpu = _cpu_model() or platform.processor() or platform.machine() or "unknown CPU"
+    return (f"{device.type}: {cpu} ({torch.backends.cpu.get_cpu_capability()}), "
+            f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs")
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), or ``""``."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 # --------------------------------------------------------------------------- benchmark
