@@ -19,6 +19,14 @@ the run pauses, and on the *same* students it measures
 * ``train_seconds``: training time so far, the pauses excluded (with
   ``threads`` CPU threads).
 
+``--image-size S`` trains and scores on images resized to ``S x S`` (the
+``image_size`` column; the dataset's own size by default). The synthetic
+strokes are then drawn on the validation images at their own size and
+resized with them (``synthetic_validation_auroc(..., image_size=S)``):
+drawn after an upscaling, a sharp stroke on blurred content is easier to
+see and the validation score rises with the image size whatever the
+students learned (chapter *Results*, "Does a larger image help?").
+
 ``--out`` keeps the rows of other runs already in the file (other classes,
 datasets or settings) and replaces those of the runs made now, so one
 file collects several invocations.
@@ -38,7 +46,7 @@ import time
 import torch
 
 import ust
-from ust.data import one_class_split
+from ust.data import one_class_split, resize_images
 from ust.experiments import component_scores, load_splits, resolve_class, synthetic_validation_auroc, write_rows
 from ust.metrics import image_auroc
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
@@ -49,8 +57,11 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
                  lr: float, max_test: int, seed: int, progress: bool, image_size: int | None = None) -> list[dict]:
     """Train once and evaluate at every checkpoint; see the module docstring."""
     teacher = ust.pretrained_teacher(patch_size)
-    data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed,
-                           image_size=image_size)
+    data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed)
+    # resized here rather than by one_class_split: the synthetic validation draws its defects on the
+    # native-size validation images and resizes them with the images (see the module docstring)
+    train, val, test = (data.train, data.val, data.test) if image_size is None else (
+        resize_images(x, image_size) for x in (data.train, data.val, data.test))
     rows: list[dict] = []
     paused = 0.0
     start = time.perf_counter()
@@ -62,20 +73,20 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
             return
         pause = time.perf_counter()
         trained = pause - start - paused
-        val = synthetic_validation_auroc(model, data.val, seed=seed)
+        val_auroc = synthetic_validation_auroc(model, data.val, seed=seed, image_size=image_size)
         saved = model.normalization
-        model.calibrate(data.val)
-        scores = component_scores(model, data.test)
+        model.calibrate(val)
+        scores = component_scores(model, test)
         model.normalization = saved
         row = dict(dataset=splits.name, normal_class=label, patch_size=patch_size, n_students=n_students,
                    batch_size=batch_size, lr=lr, threads=torch.get_num_threads(),
-                   image_size=f"{data.test.shape[-2]}x{data.test.shape[-1]}", iteration=step,
+                   image_size=f"{test.shape[-2]}x{test.shape[-1]}", iteration=step,
                    train_seconds=round(trained, 1),
-                   val_auroc=val, auroc=image_auroc(scores["both"], data.test_labels),
+                   val_auroc=val_auroc, auroc=image_auroc(scores["both"], data.test_labels),
                    auroc_error=image_auroc(scores["error"], data.test_labels),
                    auroc_variance=image_auroc(scores["variance"], data.test_labels), n_test=len(data.test))
         rows.append(row)
-        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {val:.4f}  test {row['auroc']:.4f} "
+        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {val_auroc:.4f}  test {row['auroc']:.4f} "
               f"(error {row['auroc_error']:.4f}, variance {row['auroc_variance']:.4f})", flush=True)
         paused += time.perf_counter() - pause
 
@@ -83,7 +94,7 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
     for c in checkpoints:
         if c % every:
             raise SystemExit(f"every checkpoint must be a multiple of the smallest ({every}); got {c}.")
-    train_students(teacher, data.train, n_students=n_students, iterations=max(checkpoints), batch_size=batch_size,
+    train_students(teacher, train, n_students=n_students, iterations=max(checkpoints), batch_size=batch_size,
                    lr=lr, seed=seed, progress=progress, callback=evaluate, callback_every=every)
     return rows
 

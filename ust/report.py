@@ -19,7 +19,7 @@ from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
            "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
            "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "budget_run_key", "read_budget", "budget_runs",
-           "merge_budget_runs", "choose_by_validation", "budget_plot"]
+           "merge_budget_runs", "image_size_study", "choose_by_validation", "budget_plot"]
 
 #: Where the book keeps its result tables (relative to the repository root).
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
@@ -339,6 +339,38 @@ def merge_budget_runs(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[st
     """
     repeated = {budget_run_key(r) for r in new}
     return [r for r in old if budget_run_key(r) not in repeated] + list(new)
+
+
+def image_size_study(frame):
+    """Split a budget table into the runs at native image size and a comparison with upscaled runs.
+
+    Introduced in the book's chapter *Results* (does a larger image help?).
+    A dataset's native size is its smallest ``image_size`` in the table
+    (e.g. ``28x28`` for MNIST); runs at a larger size were trained and
+    scored on bilinearly upscaled images (``--image-size``).
+
+    Args:
+        frame: From :func:`read_budget`.
+
+    Returns:
+        ``(native, comparison)``: the rows at native size (the same
+        columns), and one row per checkpoint of each upscaled run with the
+        matching native run (same dataset, class, patch size, students,
+        batch, learning rate, threads and iteration): columns
+        ``dataset, normal_class, iteration``, then ``image_size``,
+        ``val_auroc``, ``auroc``, ``auroc_error`` and ``auroc_variance`` for
+        the native (suffix `` native``) and the upscaled run (`` upscaled``).
+        Checkpoints without a native counterpart are left out.
+    """
+    sides = frame["image_size"].str.split("x", expand=True).astype(int)
+    pixels = sides[0] * sides[1]
+    is_native = pixels == pixels.groupby(frame["dataset"]).transform("min")
+    native, upscaled = frame[is_native].reset_index(drop=True), frame[~is_native]
+    keys = [k for k in BUDGET_RUN if k != "image_size"] + ["iteration"]
+    values = ["image_size", "val_auroc", "auroc", "auroc_error", "auroc_variance"]
+    comparison = native[keys + values].merge(upscaled[keys + values], on=keys, suffixes=(" native", " upscaled"))
+    columns = ["dataset", "normal_class", "iteration"] + [f"{v}{s}" for s in (" native", " upscaled") for v in values]
+    return native, comparison[columns]
 
 
 def choose_by_validation(curve, tolerance: float = 0.005):
