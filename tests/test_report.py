@@ -9,8 +9,8 @@ import pytest
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
 from ust.report import (BUDGET_COLUMNS, RESULTS_DIR, ResultsError, auroc_table, baseline_table, budget_plot,
                         budget_run_key, budget_runs, check_complete, choose_by_validation, class_bars, comparison_table,
-                        load_benchmark, merge_budget_runs, read_baselines, read_budget, teacher_ablation,
-                        wall_times)
+                        image_size_study, load_benchmark, merge_budget_runs, read_baselines, read_budget,
+                        teacher_ablation, wall_times)
 
 
 def _row(label, seed, scale, comp, auroc):
@@ -157,6 +157,23 @@ def test_budget_runs_and_merging_two_invocations():
     assert sum(ax.get_visible() for ax in fig.axes) == 3
 
 
+def test_image_size_study_pairs_upscaled_runs_with_their_native_run():
+    import pandas as pd
+
+    native = _budget_rows(8, [(100, 0.55), (200, 0.69)])
+    native += [dict(r, batch_size=4) for r in _budget_rows(8, [(100, 0.6)])]
+    upscaled = [dict(r, image_size="56x56") for r in _budget_rows(8, [(100, 0.88), (200, 0.94), (400, 0.95)])]
+    other = [dict(r, dataset="toy2", image_size="32x32") for r in _budget_rows(0, [(100, 0.6)])]  # its own native
+    frame = pd.DataFrame(native + upscaled + other)
+    kept, comparison = image_size_study(frame)
+    assert len(kept) == 4 and set(kept["image_size"]) == {"28x28", "32x32"}
+    # batch-4 run has no upscaled twin, step 400 no native one: two pairs remain
+    assert comparison[["iteration", "val_auroc native", "val_auroc upscaled"]].values.tolist() == [
+        [100, 0.55, 0.88], [200, 0.69, 0.94]]
+    assert set(comparison["image_size upscaled"]) == {"56x56"}
+    assert list(comparison.columns[:3]) == ["dataset", "normal_class", "iteration"]
+
+
 BENCHMARKS = sorted(p for p in RESULTS_DIR.glob("*.csv") if (p.with_suffix(".json")).is_file())
 BASELINES = sorted(RESULTS_DIR.glob("*_baselines.csv"))
 
@@ -197,12 +214,15 @@ def test_student_budget_csv():
 
 
 def test_teacher_ablation_csv_repeats_the_mnist_protocol():
-    """mnist_kmc.csv differs from mnist.csv in its teacher only."""
+    """mnist_kmc.csv repeats the p = 33 part of mnist.csv on the same CPU, with another teacher."""
     kc, kc_settings = load_benchmark(RESULTS_DIR / "mnist.csv")
     kmc, kmc_settings = load_benchmark(RESULTS_DIR / "mnist_kmc.csv")
+    kc = [r for r in kc if r["scale"] == "33"]
     assert {r["teacher"] for r in kc} == {"pretrained:33:kc"} and {r["teacher"] for r in kmc} == {"pretrained:33:kmc"}
-    same = ("dataset", "classes", "scales", "seeds", "n_students", "iterations", "batch_size", "lr", "max_test")
+    same = ("dataset", "classes", "seeds", "n_students", "iterations", "batch_size", "lr", "max_test")
     assert {k: kc_settings["arguments"][k] for k in same} == {k: kmc_settings["arguments"][k] for k in same}
+    assert kmc_settings["arguments"]["scales"] == [33] and 33 in kc_settings["arguments"]["scales"]
+    assert kc_settings["hardware"] == kmc_settings["hardware"]      # CPU kernels decide the last digits
     assert teacher_ablation(kc + kmc, scale=33).shape == (11, 6)
 
 
