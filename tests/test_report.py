@@ -126,6 +126,9 @@ def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
     assert choose_by_validation(frame[frame["normal_class"] == 8])["iteration"] == 200  # a DataFrame works too
     fig = budget_plot(frame)
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["toy: normal class 8", "toy: normal class 1"]
+    write_rows(path, [dict(rows[0], image_size="28")], columns=BUDGET_COLUMNS)
+    with pytest.raises(ResultsError, match=r"image_size must read HxW .*\['28'\]"):
+        read_budget(path)
     with path.open("w") as handle:
         handle.write("dataset,iteration\ntoy,5\n")
     with pytest.raises(ResultsError, match="lacks the columns"):

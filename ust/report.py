@@ -295,6 +295,10 @@ def read_budget(path: str | os.PathLike):
     if missing or frame.empty:
         raise ResultsError(f"{path} lacks the columns {missing} or has no rows; "
                            "run benchmarks/student_budget.py again.")
+    bad = sorted(set(frame.loc[~frame["image_size"].astype(str).str.fullmatch(r"\d+x\d+"), "image_size"].astype(str)))
+    if bad:
+        raise ResultsError(f"{path}: image_size must read HxW (e.g. 28x28); got {bad}. "
+                           "Fix the column or run benchmarks/student_budget.py again.")
     run = frame.apply(budget_run_key, axis=1)
     frame["_run"] = run.map({key: i for i, key in enumerate(dict.fromkeys(run))})
     return frame.sort_values(["_run", "iteration"], kind="stable").drop(columns="_run").reset_index(drop=True)
