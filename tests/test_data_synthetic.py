@@ -1,9 +1,9 @@
-"""Synthetic anomalies: masks cover every change, contrasting values, reproducibility."""
+"""Synthetic anomalies: masks cover every change, contrasting values, reproducibility; quarter turns."""
 
 import pytest
 import torch
 
-from ust.data import SYNTHETIC_KINDS, add_synthetic_anomalies
+from ust.data import SYNTHETIC_KINDS, add_synthetic_anomalies, rotate_quarter_turns
 
 
 def _images(n=6, c=1, h=28, w=28, seed=0):
@@ -89,3 +89,30 @@ def test_errors():
         add_synthetic_anomalies(_images(), kind="blob", source=_images())
     with pytest.raises(ValueError, match="source have 1 channels but the network expects 3"):
         add_synthetic_anomalies(_images(c=3), kind="paste", source=_images(c=1))
+
+
+def test_quarter_turns_by_hand():
+    image = torch.tensor([[1.0, 2.0], [3.0, 4.0]])[None, None]              # (1, 1, 2, 2)
+    anticlockwise = torch.tensor([[2.0, 4.0], [1.0, 3.0]])                   # the top row goes to the left column
+    clockwise = torch.tensor([[3.0, 1.0], [4.0, 2.0]])
+    turned = rotate_quarter_turns(image.expand(64, 3, 2, 2).clone(), seed=0)
+    assert turned.shape == (64, 3, 2, 2)
+    is_anti = (turned == anticlockwise).flatten(1).all(1)
+    is_clock = (turned == clockwise).flatten(1).all(1)
+    assert (is_anti ^ is_clock).all(), "every image is turned one way or the other, all channels alike"
+    assert 16 < is_clock.sum() < 48, "both directions occur"
+    half_turn = image.flip(-1).flip(-2)                                      # the same seed turns the same way again
+    assert torch.equal(rotate_quarter_turns(turned, seed=0), half_turn.expand(64, 3, 2, 2))
+
+
+def test_quarter_turns_keep_values_repeat_with_the_seed_and_need_square_images():
+    images = _images(n=8, c=3)
+    turned = rotate_quarter_turns(images, seed=5)
+    assert torch.equal(turned, rotate_quarter_turns(images, seed=5))
+    assert not torch.equal(turned, rotate_quarter_turns(images, seed=6))
+    assert torch.equal(turned.flatten(1).sort(1).values, images.flatten(1).sort(1).values), "values only move"
+    assert not torch.equal(turned, images)
+    with pytest.raises(ValueError, match=r"square images .*28x40 is 40x28.*resize_images"):
+        rotate_quarter_turns(_images(w=40))
+    with pytest.raises(ValueError, match="4-D"):
+        rotate_quarter_turns(images[0])

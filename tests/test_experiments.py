@@ -328,6 +328,34 @@ def test_synthetic_validation_auroc_draws_at_native_size_then_resizes():
     assert (drawn_after - drawn_native).abs().max() > 0.1                   # the two orders really differ
 
 
+def test_synthetic_validation_auroc_with_quarter_turns_scores_the_turned_half():
+    """kind='rotate': the anomalous half is the held-out half turned, then resized like the rest."""
+    from ust.data import resize_images, rotate_quarter_turns
+    from ust.experiments import synthetic_validation_auroc
+
+    class LeftHeavy:
+        """Scores the mass of the left column minus the right: turning moves the bright top row aside."""
+        normalization = None
+
+        def calibrate(self, images, dense=False):
+            pass
+
+        def image_scores(self, images, dense=False, components="both"):
+            self.scored = images
+            return (images[..., 0] - images[..., -1]).abs().sum((1, 2))
+
+    images = torch.zeros(10, 1, 6, 6)
+    images[:, :, 0, :] = 1.0                                               # a bright top row: left == right
+    model = LeftHeavy()
+    assert synthetic_validation_auroc(model, images, kind="rotate", seed=2, image_size=12) == 1.0
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(2))
+    held = images[order[5:]]
+    expected = torch.cat([resize_images(held, 12), resize_images(rotate_quarter_turns(held, seed=2), 12)])
+    torch.testing.assert_close(model.scored, expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"kind must be one of .*'rotate'"):
+        synthetic_validation_auroc(model, images, kind="scratch")
+
+
 def test_scores_dir_reuses_finished_scales_and_fuses_from_saved_scores(tmp_path, monkeypatch):
     calls = []
     import ust.training

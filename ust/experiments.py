@@ -413,8 +413,12 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
 
     Half of the anomaly-free validation images (a seeded random half)
     calibrates the score; the other half is scored twice, as it is (normal)
-    and with :func:`~ust.data.add_synthetic_anomalies` drawn in (anomalous).
-    The model's own normalisation is left as it was.
+    and made anomalous: with a local defect of
+    :func:`~ust.data.add_synthetic_anomalies` drawn in (``kind`` one of
+    :data:`~ust.data.SYNTHETIC_KINDS`), or turned by a quarter turn with
+    :func:`~ust.data.rotate_quarter_turns` (``kind="rotate"``, a global
+    change of shape like another digit's). The model's own normalisation is
+    left as it was.
 
     With ``image_size``, pass the validation images at their own size: the
     anomalies are drawn there, and then all images, normal and anomalous,
@@ -428,7 +432,8 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
         model: A trained :class:`~ust.model.StudentTeacher` or
             :class:`~ust.model.MultiScaleStudentTeacher`.
         val_images: ``(N, C, H, W)`` validation images, ``N >= 4``.
-        kind: Synthetic anomaly kind.
+        kind: Synthetic anomaly kind: ``"stroke"``, ``"blob"``, ``"paste"``
+            or ``"rotate"``.
         seed: Seeds the halves and the anomalies.
         dense: Score dense maps or the native lattice.
         components: Score components.
@@ -436,16 +441,25 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
 
     Returns:
         Image AUROC, normal versus synthetic.
+
+    Raises:
+        ValueError: Fewer than 4 images, an unknown ``kind``, or
+            ``"rotate"`` on non-square images.
     """
-    from .data import add_synthetic_anomalies, resize_images
+    from .data import GLOBAL_KINDS, SYNTHETIC_KINDS, add_synthetic_anomalies, resize_images, rotate_quarter_turns
     from .metrics import image_auroc
     from .model import MultiScaleStudentTeacher
 
+    if kind not in SYNTHETIC_KINDS + GLOBAL_KINDS:
+        raise ValueError(f"kind must be one of {SYNTHETIC_KINDS + GLOBAL_KINDS}; got {kind!r}.")
     if len(val_images) < 4:
         raise ValueError(f"synthetic_validation_auroc needs at least 4 validation images; got {len(val_images)}.")
     order = torch.randperm(len(val_images), generator=torch.Generator().manual_seed(seed))
     calib, held = val_images[order[: len(order) // 2]], val_images[order[len(order) // 2:]]
-    anomalous, _ = add_synthetic_anomalies(held, kind=kind, seed=seed)
+    if kind in GLOBAL_KINDS:
+        anomalous = rotate_quarter_turns(held, seed=seed)
+    else:
+        anomalous, _ = add_synthetic_anomalies(held, kind=kind, seed=seed)
     if image_size is not None:
         calib, held, anomalous = (resize_images(x, image_size) for x in (calib, held, anomalous))
     scales = list(model.scales) if isinstance(model, MultiScaleStudentTeacher) else [model]
@@ -465,6 +479,11 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     atomic_write(path, write)
 
 
+def _missing(value: Any) -> bool:
+    """None or NaN (a value not measured, e.g. a column added after a row was written)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def write_rows(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
                columns: Sequence[str] = COLUMNS) -> Path:
     """Write result rows to a CSV file atomically (temporary file, then rename).
@@ -473,7 +492,8 @@ def write_rows(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
 
     Args:
         path: The CSV file (folders are created).
-        rows: Dictionaries with (at least) the keys ``columns``.
+        rows: Dictionaries with (at least) the keys ``columns``; ``None`` and
+            NaN are written as empty cells.
         columns: The CSV's columns, in order (default: the benchmark's :data:`COLUMNS`).
 
     Returns:
@@ -486,7 +506,7 @@ def write_rows(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+            writer.writerow({k: ("" if _missing(row.get(k)) else row.get(k)) for k in columns})
 
     _atomic_write(path, write)
     return path

@@ -9,6 +9,11 @@ evaluated (per-region overlap, pixel AUROC) on MNIST, CIFAR-10 or the
 digits, much as on MVTec AD's ground truth. Every changed pixel lies inside
 the mask; pixels of the region that happen to keep their value (a black
 stroke on black) still count as defective, as in hand-drawn ground truth.
+
+:func:`rotate_quarter_turns` makes the other kind of validation anomaly, a
+*global* one: the whole image turned by 90 degrees. It has no mask (every
+pixel may change) and serves image-level validation only (chapter
+*Results*, "Does a larger image help?").
 """
 
 from __future__ import annotations
@@ -18,10 +23,14 @@ import torch
 
 from .._checks import check_images
 
-__all__ = ["SYNTHETIC_KINDS", "add_synthetic_anomalies"]
+__all__ = ["SYNTHETIC_KINDS", "GLOBAL_KINDS", "add_synthetic_anomalies", "rotate_quarter_turns"]
 
 #: The kinds of defect :func:`add_synthetic_anomalies` draws.
 SYNTHETIC_KINDS = ("stroke", "blob", "paste")
+
+#: Anomalies that change the whole image (no defect mask), for image-level
+#: validation only: ``"rotate"`` is :func:`rotate_quarter_turns`.
+GLOBAL_KINDS = ("rotate",)
 
 # Sizes relative to the image side min(H, W).
 _STROKE_LENGTH = (0.25, 0.5)
@@ -158,3 +167,41 @@ def add_synthetic_anomalies(images: torch.Tensor, *, kind: str = "stroke", seed:
             m[top:top + ph, left:left + pw] = True
         masks[i] = m
     return out, masks
+
+
+def rotate_quarter_turns(images: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
+    """Turn every image by 90 degrees, clockwise or anticlockwise: a global synthetic anomaly.
+
+    Introduced in the book's chapter *Results* (Exercise 4). A stroke or a
+    blob changes a few pixels and leaves the object as it was; the
+    anomalies of the one-class protocol (another digit, another object)
+    change its shape as a whole. A quarter turn of a normal image changes
+    the shape and keeps everything else (strokes, textures, intensities),
+    so it can tell apart settings that change what a patch sees of the
+    object, such as the image size, where local defects cannot. A half
+    turn is not used: an 8, a 0 or a 1 would stay itself.
+
+    The direction of each image is drawn from
+    ``np.random.default_rng(seed)``: the same call gives the same result.
+
+    Args:
+        images: ``(N, C, H, W)`` with ``H == W`` (a quarter turn of a
+            non-square image changes its shape).
+        seed: Random seed for the directions.
+
+    Returns:
+        ``(N, C, H, W)``: a turned copy of ``images``; values are moved, not
+        changed.
+
+    Raises:
+        ValueError: Images that are not ``(N, C, H, W)`` or not square.
+    """
+    check_images(images, name="images")
+    h, w = images.shape[-2:]
+    if h != w:
+        raise ValueError(f"rotate_quarter_turns needs square images (a quarter turn of {h}x{w} is {w}x{h}); "
+                         "resize them first (ust.data.resize_images) or use a local kind such as 'stroke'.")
+    clockwise = torch.from_numpy(np.random.default_rng(seed).random(len(images)) < 0.5).to(images.device)
+    turned_left = torch.rot90(images, 1, dims=(-2, -1))
+    turned_right = torch.rot90(images, -1, dims=(-2, -1))
+    return torch.where(clockwise[:, None, None, None], turned_right, turned_left)
