@@ -11,6 +11,8 @@ the run pauses, and on the *same* students it measures
   validation images against the same images with a synthetic stroke. This
   uses training-class data only, so it is what a user may choose the
   number of iterations with;
+* ``val_auroc_rotate``: the same with the images turned by a quarter turn
+  (``kind="rotate"``), a global change of shape instead of a local defect;
 * ``auroc`` (and ``auroc_error``, ``auroc_variance``): the one-class test
   AUROC on the benchmark's fixed stratified test subset (with
   ``--seed 0``, the images ``python -m ust benchmark --max-test`` scores), after
@@ -74,6 +76,7 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
         pause = time.perf_counter()
         trained = pause - start - paused
         val_auroc = synthetic_validation_auroc(model, data.val, seed=seed, image_size=image_size)
+        val_rotate = synthetic_validation_auroc(model, data.val, kind="rotate", seed=seed, image_size=image_size)
         saved = model.normalization
         model.calibrate(val)
         scores = component_scores(model, test)
@@ -82,11 +85,11 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
                    batch_size=batch_size, lr=lr, threads=torch.get_num_threads(),
                    image_size=f"{test.shape[-2]}x{test.shape[-1]}", iteration=step,
                    train_seconds=round(trained, 1),
-                   val_auroc=val_auroc, auroc=image_auroc(scores["both"], data.test_labels),
+                   val_auroc=val_auroc, val_auroc_rotate=val_rotate, auroc=image_auroc(scores["both"], data.test_labels),
                    auroc_error=image_auroc(scores["error"], data.test_labels),
                    auroc_variance=image_auroc(scores["variance"], data.test_labels), n_test=len(data.test))
         rows.append(row)
-        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {val_auroc:.4f}  test {row['auroc']:.4f} "
+        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {val_auroc:.4f} (turns {val_rotate:.4f})  test {row['auroc']:.4f} "
               f"(error {row['auroc_error']:.4f}, variance {row['auroc_variance']:.4f})", flush=True)
         paused += time.perf_counter() - pause
 

@@ -97,7 +97,8 @@ def test_wall_times_first_seed_only():
 
 def _budget_rows(label, values):
     return [dict(dataset="toy", normal_class=label, patch_size=33, n_students=3, batch_size=8, lr=1e-3, threads=1,
-                 image_size="28x28", iteration=it, train_seconds=it / 10, val_auroc=v, auroc=v - 0.1,
+                 image_size="28x28", iteration=it, train_seconds=it / 10, val_auroc=v, val_auroc_rotate=v - 0.2,
+                 auroc=v - 0.1,
                  auroc_error=v - 0.05, auroc_variance=0.5, n_test=20) for it, v in values]
 
 
@@ -110,6 +111,18 @@ def test_choose_by_validation_takes_the_shortest_run_within_tolerance():
         choose_by_validation([])
     with pytest.raises(ValueError, match="tolerance must be >= 0"):
         choose_by_validation(rows, tolerance=-0.01)
+
+
+def test_choose_by_validation_on_another_column_skips_unmeasured_checkpoints():
+    rows = _budget_rows(8, [(50, 0.90), (100, 0.951), (200, 0.96), (400, 0.958)])
+    for row, value in zip(rows, [0.70, 0.80, 0.60, 0.79]):                  # turns prefer 100 steps
+        row["val_auroc_rotate"] = value
+    assert choose_by_validation(rows, column="val_auroc_rotate")["iteration"] == 100
+    assert choose_by_validation(rows)["iteration"] == 200                    # the strokes still prefer 200
+    rows[1]["val_auroc_rotate"] = float("nan")                               # not measured: never chosen
+    assert choose_by_validation(rows, column="val_auroc_rotate")["iteration"] == 400
+    with pytest.raises(ResultsError, match="no checkpoint of this run has a value in 'val_auroc_rotate'"):
+        choose_by_validation([dict(r, val_auroc_rotate=float("nan")) for r in rows], column="val_auroc_rotate")
 
 
 def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
@@ -126,6 +139,13 @@ def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
     assert choose_by_validation(frame[frame["normal_class"] == 8])["iteration"] == 200  # a DataFrame works too
     fig = budget_plot(frame)
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["toy: normal class 8", "toy: normal class 1"]
+    assert "validation: quarter turns" in [t.get_text() for t in fig.legends[0].get_texts()]
+    # a run made before val_auroc_rotate existed: an empty cell, read as NaN, and no line for it
+    write_rows(path, [dict(r, val_auroc_rotate=float("nan")) for r in rows], columns=BUDGET_COLUMNS)
+    assert path.read_text().splitlines()[1].split(",")[BUDGET_COLUMNS.index("val_auroc_rotate")] == ""
+    old = read_budget(path)
+    assert old["val_auroc_rotate"].isna().all() and old["val_auroc"].notna().all()
+    assert "validation: quarter turns" not in [t.get_text() for t in budget_plot(old).legends[0].get_texts()]
     write_rows(path, [dict(rows[0], image_size="28")], columns=BUDGET_COLUMNS)
     with pytest.raises(ResultsError, match=r"image_size must read HxW .*\['28'\]"):
         read_budget(path)
@@ -212,7 +232,8 @@ def test_student_budget_csv():
     frame = read_budget(RESULTS_DIR / "student_budget.csv")
     for _, curve in budget_runs(frame):
         assert curve["iteration"].is_monotonic_increasing and curve["train_seconds"].is_monotonic_increasing
-    assert frame[["val_auroc", "auroc", "auroc_error", "auroc_variance"]].stack().between(0, 1).all()
+    assert frame[["val_auroc", "auroc", "auroc_error", "auroc_variance"]].notna().all().all()
+    assert frame[["val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"]].stack().between(0, 1).all()
     assert frame["image_size"].str.fullmatch(r"\d+x\d+").all()
 
 
