@@ -19,7 +19,9 @@ the run pauses, and on the *same* students it measures
   calibrating on all validation images, exactly as ``python -m ust
   benchmark`` scores. It is reported, never used to choose;
 * ``train_seconds``: training time so far, the pauses excluded (with
-  ``threads`` CPU threads).
+  ``threads`` CPU threads);
+* ``hardware``: :func:`ust.experiments.hardware_description`, the CPU and
+  its vector instructions (they decide the last digits of every AUROC).
 
 ``--image-size S`` trains and scores on images resized to ``S x S`` (the
 ``image_size`` column; the dataset's own size by default). The synthetic
@@ -49,7 +51,8 @@ import torch
 
 import ust
 from ust.data import one_class_split, resize_images
-from ust.experiments import component_scores, load_splits, resolve_class, synthetic_validation_auroc, write_rows
+from ust.experiments import (component_scores, hardware_description, load_splits, resolve_class,
+                             synthetic_validation_auroc, write_rows)
 from ust.metrics import image_auroc
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
@@ -87,7 +90,8 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
                    train_seconds=round(trained, 1),
                    val_auroc=val_auroc, val_auroc_rotate=val_rotate, auroc=image_auroc(scores["both"], data.test_labels),
                    auroc_error=image_auroc(scores["error"], data.test_labels),
-                   auroc_variance=image_auroc(scores["variance"], data.test_labels), n_test=len(data.test))
+                   auroc_variance=image_auroc(scores["variance"], data.test_labels), n_test=len(data.test),
+                   hardware=hardware_description())
         rows.append(row)
         print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {val_auroc:.4f} (turns {val_rotate:.4f})  test {row['auroc']:.4f} "
               f"(error {row['auroc_error']:.4f}, variance {row['auroc_variance']:.4f})", flush=True)

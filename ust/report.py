@@ -255,7 +255,7 @@ def wall_times(rows: Sequence[Mapping[str, Any]]):
 #: ``image_size`` the size the images were trained and scored at (``"28x28"``: MNIST's own).
 BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "image_size",
                   "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "auroc", "auroc_error",
-                  "auroc_variance", "n_test")
+                  "auroc_variance", "n_test", "hardware")
 
 #: The validation scores of the budget CSV: synthetic strokes (a local defect) and quarter turns
 #: (a global one); empty where a run was made before the column existed.
