@@ -276,6 +276,17 @@ def test_hardware_description_names_what_decides_exact_repeats():
     assert f"{torch.get_num_threads()} torch threads" in text
 
 
+def test_hardware_description_finds_the_cpu_model_or_falls_back(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\nflags\t: avx\n")
+    assert ex._cpu_model(info) == "AMD EPYC 9B14"
+    monkeypatch.setattr(ex.platform, "system", lambda: "Windows")
+    assert ex._cpu_model(tmp_path / "missing") == ""                         # no /proc, not macOS: nothing
+    monkeypatch.setattr(ex, "_cpu_model", lambda: "")
+    monkeypatch.setattr(ex.platform, "processor", lambda: "Intel64 Family 6 Model 154")   # what Windows says
+    assert ex.hardware_description("cpu").startswith("cpu: Intel64 Family 6 Model 154 (")
+
+
 def test_synthetic_validation_auroc_is_high_for_a_detector_and_keeps_the_normalisation():
     """A 'model' whose score is the image's brightness sees bright synthetic anomalies on dark images."""
     from ust.experiments import synthetic_validation_auroc

@@ -565,15 +565,28 @@ def hardware_description(device: str | torch.device | None = None) -> str:
             f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs")
 
 
-def _cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (Linux), or ``""``."""
+def _cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The CPU's model name: ``cpuinfo`` on Linux, ``sysctl`` on macOS, else ``""``.
+
+    (Windows' :func:`platform.processor` already names the model; the caller
+    falls back to it.)
+    """
     try:
-        with open("/proc/cpuinfo") as handle:
+        with open(cpuinfo) as handle:
             for line in handle:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    if platform.system() == "Darwin":
+        import subprocess
+
+        try:
+            found = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                   timeout=5, check=False)
+            return found.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
     return ""
 
 
