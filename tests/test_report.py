@@ -98,8 +98,8 @@ def test_wall_times_first_seed_only():
 def _budget_rows(label, values):
     return [dict(dataset="toy", normal_class=label, patch_size=33, n_students=3, batch_size=8, lr=1e-3, threads=1,
                  image_size="28x28", iteration=it, train_seconds=it / 10, val_auroc=v, val_auroc_rotate=v - 0.2,
-                 auroc=v - 0.1,
-                 auroc_error=v - 0.05, auroc_variance=0.5, n_test=20) for it, v in values]
+                 auroc=v - 0.1, auroc_error=v - 0.05, auroc_variance=0.5, n_test=20,
+                 hardware="cpu: toy (AVX2), 1 torch threads, 2 CPUs") for it, v in values]
 
 
 def test_choose_by_validation_takes_the_shortest_run_within_tolerance():
@@ -194,6 +194,7 @@ def test_image_size_study_pairs_upscaled_runs_with_their_native_run():
     assert comparison[["iteration", "val_auroc native", "val_auroc upscaled"]].values.tolist() == [
         [100, 0.55, 0.88], [200, 0.69, 0.94]]
     assert set(comparison["image_size upscaled"]) == {"56x56"}
+    assert (comparison["hardware native"] == comparison["hardware upscaled"]).all()
     assert list(comparison.columns[:3]) == ["dataset", "normal_class", "iteration"]
 
 

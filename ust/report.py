@@ -368,7 +368,8 @@ def image_size_study(frame):
         matching native run (same dataset, class, patch size, students,
         batch, learning rate, threads and iteration): columns
         ``dataset, normal_class, iteration``, then ``image_size``,
-        ``val_auroc``, ``val_auroc_rotate``, ``auroc``, ``auroc_error`` and ``auroc_variance`` for
+        ``val_auroc``, ``val_auroc_rotate``, ``auroc``, ``auroc_error``, ``auroc_variance`` and
+        ``hardware`` (runs on different CPUs differ in their last digits, or more) for
         the native (suffix `` native``) and the upscaled run (`` upscaled``).
         Checkpoints without a native counterpart are left out.
     """
@@ -377,7 +378,7 @@ def image_size_study(frame):
     is_native = pixels == pixels.groupby(frame["dataset"]).transform("min")
     native, upscaled = frame[is_native].reset_index(drop=True), frame[~is_native]
     keys = [k for k in BUDGET_RUN if k != "image_size"] + ["iteration"]
-    values = ["image_size", "val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"]
+    values = ["image_size", "val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance", "hardware"]
     comparison = native[keys + values].merge(upscaled[keys + values], on=keys, suffixes=(" native", " upscaled"))
     columns = ["dataset", "normal_class", "iteration"] + [f"{v}{s}" for s in (" native", " upscaled") for v in values]
     return native, comparison[columns]
