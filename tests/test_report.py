@@ -162,12 +162,13 @@ def test_budget_runs_and_merging_two_invocations():
     again = _budget_rows(8, [(50, 0.80)])                                   # class 8 measured again
     faster = [dict(r, threads=2, train_seconds=1.0) for r in _budget_rows(1, [(50, 0.97)])]
     merged = merge_budget_runs(first, again + faster)
+    # class 8 measured again keeps its place (first), with its one new row; the new run comes last
     assert [(r["normal_class"], r["threads"], r["val_auroc"]) for r in merged] == [
-        (1, 1, 0.99), (8, 1, 0.80), (1, 2, 0.97)]
+        (8, 1, 0.80), (1, 1, 0.99), (1, 2, 0.97)]
     import pandas as pd
 
     runs = budget_runs(pd.DataFrame(merged))
-    assert [title for title, _ in runs] == ["toy: normal class 1, 1 thread", "toy: normal class 8, 1 thread",
+    assert [title for title, _ in runs] == ["toy: normal class 8, 1 thread", "toy: normal class 1, 1 thread",
                                            "toy: normal class 1, 2 threads"]
     smaller = [dict(r, batch_size=4) for r in again]
     assert [t for t, _ in budget_runs(pd.DataFrame(first + smaller))][-1] == "toy: normal class 8, batch 4"

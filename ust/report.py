@@ -339,16 +339,30 @@ def budget_runs(frame):
 def merge_budget_runs(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list:
     """Budget rows of two invocations in one table: ``new`` replaces the runs of ``old`` it repeats.
 
+    A repeated run takes the place of the old one, so that the chapter's
+    tables and panels keep their order when a run is measured again.
+
     Args:
         old: Rows already in the CSV.
         new: Rows just measured.
 
     Returns:
-        The rows of ``old`` whose run (:data:`BUDGET_RUN`) is not in
-        ``new``, then ``new``.
+        The rows of ``old``, each run (:data:`BUDGET_RUN`) that ``new``
+        repeats replaced where it stood by its rows in ``new``; then the
+        runs of ``new`` that ``old`` lacks.
     """
-    repeated = {budget_run_key(r) for r in new}
-    return [r for r in old if budget_run_key(r) not in repeated] + list(new)
+    fresh: dict[tuple, list] = {}
+    for row in new:
+        fresh.setdefault(budget_run_key(row), []).append(row)
+    merged: list = []
+    for row in old:
+        key = budget_run_key(row)
+        if key not in fresh:
+            merged.append(row)
+        elif fresh[key]:
+            merged.extend(fresh[key])
+            fresh[key] = []                 # placed: the run's other old rows are dropped
+    return merged + [row for rows in fresh.values() for row in rows]
 
 
 def image_size_study(frame):
