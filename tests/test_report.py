@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from ust._io import is_missing
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
 from ust.report import (BUDGET_COLUMNS, RESULTS_DIR, ResultsError, auroc_table, baseline_table, budget_plot,
                         budget_run_key, budget_runs, check_complete, choose_by_validation, class_bars, comparison_table,
@@ -123,6 +124,10 @@ def test_choose_by_validation_on_another_column_skips_unmeasured_checkpoints():
     assert choose_by_validation(rows, column="val_auroc_rotate")["iteration"] == 400
     with pytest.raises(ResultsError, match="no checkpoint of this run has a value in 'val_auroc_rotate'"):
         choose_by_validation([dict(r, val_auroc_rotate=float("nan")) for r in rows], column="val_auroc_rotate")
+    # a test column is not a validation score: choosing by it would tune on the test split
+    with pytest.raises(ResultsError, match=r"'auroc' is not a validation score .*'val_auroc', 'val_auroc_rotate'"):
+        choose_by_validation(rows, column="auroc")
+    assert [is_missing(v) for v in (None, float("nan"), 0.0, "", 1)] == [True, True, False, False, False]
 
 
 def test_read_budget_sorts_checks_columns_and_plots(tmp_path):

@@ -1,13 +1,14 @@
-"""Atomic file writing, shared by checkpoints and result tables."""
+"""Atomic file writing and empty cells, shared by checkpoints and result tables."""
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "is_missing"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], binary: bool = False) -> Path:
@@ -41,3 +42,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], None], bina
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def is_missing(value: Any) -> bool:
+    """None or NaN: a value not measured (e.g. a column added after a row was written).
+
+    Result tables write such values as empty cells and read them back as NaN.
+    """
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ._io import atomic_write
+from ._io import atomic_write, is_missing
 from .data.datasets import (
     DATASET_NAMES,
     DatasetSplits,
@@ -479,11 +479,6 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     atomic_write(path, write)
 
 
-def _missing(value: Any) -> bool:
-    """None or NaN (a value not measured, e.g. a column added after a row was written)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def write_rows(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
                columns: Sequence[str] = COLUMNS) -> Path:
     """Write result rows to a CSV file atomically (temporary file, then rename).
@@ -506,7 +501,7 @@ def write_rows(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if _missing(row.get(k)) else row.get(k)) for k in columns})
+            writer.writerow({k: ("" if is_missing(row.get(k)) else row.get(k)) for k in columns})
 
     _atomic_write(path, write)
     return path

@@ -10,11 +10,11 @@ that they are complete, and turns them into tables (pandas) and figures.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ._io import is_missing
 from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
@@ -416,15 +416,18 @@ def choose_by_validation(curve, tolerance: float = 0.005, column: str = "val_aur
         The chosen row, as a mapping.
 
     Raises:
-        ResultsError: No checkpoints, a negative ``tolerance``, or no
-            checkpoint with a value in ``column``.
+        ResultsError: No checkpoints, a negative ``tolerance``, a ``column``
+            that is not a validation score, or no checkpoint with a value in it.
     """
     if tolerance < 0:
         raise ResultsError(f"tolerance must be >= 0 (the validation AUROC one may give up); got {tolerance}.")
+    if column not in BUDGET_VALIDATION:
+        raise ResultsError(f"{column!r} is not a validation score of the budget table; choose one of "
+                           f"{sorted(BUDGET_VALIDATION)} ({', '.join(BUDGET_VALIDATION.values())}).")
     rows = curve.to_dict("records") if hasattr(curve, "to_dict") else list(curve)
     if not rows:
         raise ResultsError("choose_by_validation needs at least one checkpoint.")
-    measured = [r for r in rows if r.get(column) is not None and not math.isnan(r[column])]
+    measured = [r for r in rows if not is_missing(r.get(column))]
     if not measured:
         raise ResultsError(f"no checkpoint of this run has a value in {column!r} (it was made before the column "
                            "existed); run benchmarks/student_budget.py again or choose by 'val_auroc'.")
@@ -450,12 +453,11 @@ def budget_plot(frame, *, tolerance: float = 0.005):
     n_rows = -(-len(runs) // n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.2 * n_cols, 3.9 * n_rows), layout="constrained",
                              squeeze=False, sharey=True)
-    lines = (("val_auroc", "validation: synthetic strokes", "C2", "--"),
-             ("val_auroc_rotate", "validation: quarter turns", "C5", "--"),
-             ("auroc", "test: error + variance", "C0", "-"),
-             ("auroc_error", "test: error only", "C1", "-"), ("auroc_variance", "test: variance only", "C4", ":"))
-    if frame["val_auroc_rotate"].isna().all():
-        lines = lines[:1] + lines[2:]
+    validation = [(column, f"validation: {name}", color, "--")
+                  for (column, name), color in zip(BUDGET_VALIDATION.items(), ("C2", "C5"))
+                  if not frame[column].isna().all()]
+    lines = validation + [("auroc", "test: error + variance", "C0", "-"), ("auroc_error", "test: error only", "C1", "-"),
+                          ("auroc_variance", "test: variance only", "C4", ":")]
     for ax, (title, curve) in zip(axes.flat, runs):
         for column, name, color, style in lines:
             ax.plot(curve["train_seconds"], curve[column], marker="o", ms=3, color=color, ls=style, label=name)

@@ -202,6 +202,7 @@ def rotate_quarter_turns(images: torch.Tensor, *, seed: int = 0) -> torch.Tensor
         raise ValueError(f"rotate_quarter_turns needs square images (a quarter turn of {h}x{w} is {w}x{h}); "
                          "resize them first (ust.data.resize_images) or use a local kind such as 'stroke'.")
     clockwise = torch.from_numpy(np.random.default_rng(seed).random(len(images)) < 0.5).to(images.device)
-    turned_left = torch.rot90(images, 1, dims=(-2, -1))
-    turned_right = torch.rot90(images, -1, dims=(-2, -1))
-    return torch.where(clockwise[:, None, None, None], turned_right, turned_left)
+    turned = torch.empty_like(images)
+    turned[clockwise] = torch.rot90(images[clockwise], -1, dims=(-2, -1))
+    turned[~clockwise] = torch.rot90(images[~clockwise], 1, dims=(-2, -1))
+    return turned
