@@ -51,9 +51,7 @@ import torch
 
 import ust
 from ust.data import one_class_split, resize_images
-from ust.experiments import (component_scores, hardware_description, load_splits, resolve_class,
-                             synthetic_validation_auroc, write_rows)
-from ust.metrics import image_auroc
+from ust.experiments import checkpoint_aurocs, hardware_description, load_splits, resolve_class, write_rows
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
 
@@ -63,10 +61,10 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
     """Train once and evaluate at every checkpoint; see the module docstring."""
     teacher = ust.pretrained_teacher(patch_size)
     data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed)
-    # resized here rather than by one_class_split: the synthetic validation draws its defects on the
-    # native-size validation images and resizes them with the images (see the module docstring)
-    train, val, test = (data.train, data.val, data.test) if image_size is None else (
-        resize_images(x, image_size) for x in (data.train, data.val, data.test))
+    # resized here for training only: checkpoint_aurocs takes the native-size images, so that the synthetic
+    # validation draws its defects before the resize (see the module docstring)
+    train = data.train if image_size is None else resize_images(data.train, image_size)
+    size = f"{data.test.shape[-2]}x{data.test.shape[-1]}" if image_size is None else f"{image_size}x{image_size}"
     rows: list[dict] = []
     paused = 0.0
     start = time.perf_counter()
@@ -78,22 +76,14 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
             return
         pause = time.perf_counter()
         trained = pause - start - paused
-        val_auroc = synthetic_validation_auroc(model, data.val, seed=seed, image_size=image_size)
-        val_rotate = synthetic_validation_auroc(model, data.val, kind="rotate", seed=seed, image_size=image_size)
-        saved = model.normalization
-        model.calibrate(val)
-        scores = component_scores(model, test)
-        model.normalization = saved
         row = dict(dataset=splits.name, normal_class=label, patch_size=patch_size, n_students=n_students,
-                   batch_size=batch_size, lr=lr, threads=torch.get_num_threads(),
-                   image_size=f"{test.shape[-2]}x{test.shape[-1]}", iteration=step,
+                   batch_size=batch_size, lr=lr, threads=torch.get_num_threads(), image_size=size, iteration=step,
                    train_seconds=round(trained, 1),
-                   val_auroc=val_auroc, val_auroc_rotate=val_rotate, auroc=image_auroc(scores["both"], data.test_labels),
-                   auroc_error=image_auroc(scores["error"], data.test_labels),
-                   auroc_variance=image_auroc(scores["variance"], data.test_labels), n_test=len(data.test),
-                   hardware=hardware_description())
+                   **checkpoint_aurocs(model, data, seed=seed, image_size=image_size),
+                   n_test=len(data.test), hardware=hardware_description())
         rows.append(row)
-        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {val_auroc:.4f} (turns {val_rotate:.4f})  test {row['auroc']:.4f} "
+        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {row['val_auroc']:.4f} "
+              f"(turns {row['val_auroc_rotate']:.4f})  test {row['auroc']:.4f} "
               f"(error {row['auroc_error']:.4f}, variance {row['auroc_variance']:.4f})", flush=True)
         paused += time.perf_counter() - pause
 

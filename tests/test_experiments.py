@@ -299,14 +299,17 @@ def test_synthetic_validation_auroc_is_high_for_a_detector_and_keeps_the_normali
             self.calibrated_on = len(images)
             self.normalization = "changed"
 
-        def image_scores(self, images, dense=False, components="both"):
+        def image_scores(self, images, dense=False, components="both", reduction="mean"):
+            self.reduction = reduction
             return images.mean((1, 2, 3))
 
     torch.manual_seed(0)
     model = Brightness()
     images = torch.rand(12, 3, 20, 20) * 0.1
     assert synthetic_validation_auroc(model, images, seed=0) == 1.0
-    assert model.calibrated_on == 6 and model.normalization == "kept"
+    assert model.calibrated_on == 6 and model.normalization == "kept" and model.reduction == "mean"
+    synthetic_validation_auroc(model, images, seed=0, reduction="max")
+    assert model.reduction == "max"
     with pytest.raises(ValueError, match="at least 4 validation images"):
         synthetic_validation_auroc(model, images[:3])
 
@@ -322,7 +325,7 @@ def test_synthetic_validation_auroc_draws_at_native_size_then_resizes():
         def calibrate(self, images, dense=False):
             self.calibrated = images
 
-        def image_scores(self, images, dense=False, components="both"):
+        def image_scores(self, images, dense=False, components="both", reduction="mean"):
             self.scored = images
             return images.mean((1, 2, 3))
 
@@ -351,7 +354,7 @@ def test_synthetic_validation_auroc_with_quarter_turns_scores_the_turned_half():
         def calibrate(self, images, dense=False):
             pass
 
-        def image_scores(self, images, dense=False, components="both"):
+        def image_scores(self, images, dense=False, components="both", reduction="mean"):
             self.scored = images
             return (images[..., 0] - images[..., -1]).abs().sum((1, 2))
 
@@ -365,6 +368,28 @@ def test_synthetic_validation_auroc_with_quarter_turns_scores_the_turned_half():
     torch.testing.assert_close(model.scored, expected, rtol=0, atol=0)
     with pytest.raises(ValueError, match=r"kind must be one of .*'rotate'"):
         synthetic_validation_auroc(model, images, kind="scratch")
+
+
+def test_checkpoint_aurocs_equal_the_separate_calls_for_each_reduction():
+    """One call gives both validation AUROCs and the three test AUROCs, for the mean or the max of the map."""
+    splits = _splits(n_train=60, n_test=10, size=12)
+    data = one_class_split(splits, 2, channels=3, seed=1)
+    model = train_students(_teachers(17)[17], data.train, seed=1, **FAST).model
+    model.calibrate(data.val[:2])
+    kept = model.normalization
+    got = {r: ex.checkpoint_aurocs(model, data, seed=4, reduction=r) for r in ("mean", "max")}
+    assert model.normalization is kept                                  # left as it was
+    for reduction, aurocs in got.items():
+        expected = {"val_auroc": ex.synthetic_validation_auroc(model, data.val, seed=4, reduction=reduction),
+                    "val_auroc_rotate": ex.synthetic_validation_auroc(model, data.val, kind="rotate", seed=4,
+                                                                      reduction=reduction)}
+        model.calibrate(data.val)                                        # the test side: all validation images
+        for name, c in (("auroc", "both"), ("auroc_error", "error"), ("auroc_variance", "variance")):
+            scores = model.image_scores(data.test, components=c, reduction=reduction)
+            expected[name] = image_auroc(scores, data.test_labels)
+        model.normalization = kept
+        assert aurocs == pytest.approx(expected, abs=1e-12), reduction
+    assert got["mean"] != got["max"]                                    # the reduction reached the scores
 
 
 def test_scores_dir_reuses_finished_scales_and_fuses_from_saved_scores(tmp_path, monkeypatch):

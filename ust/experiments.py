@@ -406,7 +406,7 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
 
 def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "stroke", seed: int = 0,
                                dense: bool = False, components: str = "both",
-                               image_size: int | tuple[int, int] | None = None) -> float:
+                               image_size: int | tuple[int, int] | None = None, reduction: str = "mean") -> float:
     """Choose settings without looking at test data: AUROC on synthetic anomalies.
 
     Introduced in the book's chapter *Results*.
@@ -438,6 +438,8 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
         dense: Score dense maps or the native lattice.
         components: Score components.
         image_size: Size the model works at, or ``None`` for the images' own.
+        reduction: How a map becomes an image score, ``"mean"`` or ``"max"``
+            (:func:`~ust.image_score`).
 
     Returns:
         Image AUROC, normal versus synthetic.
@@ -467,12 +469,58 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
     try:
         for m in scales:
             m.calibrate(calib, dense=dense)
-        scores = model.image_scores(torch.cat([held, anomalous]), dense=dense, components=components)
+        scores = model.image_scores(torch.cat([held, anomalous]), dense=dense, components=components,
+                                    reduction=reduction)
     finally:
         for m, n in zip(scales, saved):
             m.normalization = n
     labels = torch.cat([torch.zeros(len(held)), torch.ones(len(anomalous))])
     return image_auroc(scores, labels)
+
+
+def checkpoint_aurocs(model, data, *, seed: int = 0, image_size: int | tuple[int, int] | None = None,
+                      reduction: str = "mean") -> dict[str, float]:
+    """Validation and test AUROCs of trained students, as the benchmarks in ``benchmarks/`` report them.
+
+    Introduced in the book's chapter *Results* (training length, image size,
+    score aggregation). The validation scores use training-class images
+    only (:func:`synthetic_validation_auroc`, with synthetic strokes and
+    with quarter turns); the test scores calibrate on all validation images
+    and score the test images exactly as :func:`run_one_class` does. The
+    model's normalisation is left as it was.
+
+    Args:
+        model: A trained :class:`~ust.model.StudentTeacher`.
+        data: The :class:`~ust.data.OneClassData` it was trained on, at the
+            images' own size.
+        seed: Seeds the synthetic anomalies and the validation halves.
+        image_size: Size the model works at (the images are resized to it),
+            or ``None`` for their own.
+        reduction: ``"mean"`` or ``"max"`` of the map (:func:`~ust.image_score`).
+
+    Returns:
+        ``{"val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"}``:
+        strokes, quarter turns, and the test AUROC of the combined score,
+        the regression error and the predictive variance.
+    """
+    from .data import resize_images
+    from .metrics import image_auroc
+
+    val, test = (data.val, data.test) if image_size is None else (resize_images(x, image_size)
+                                                                   for x in (data.val, data.test))
+    out = {"val_auroc": synthetic_validation_auroc(model, data.val, seed=seed, image_size=image_size,
+                                                   reduction=reduction),
+           "val_auroc_rotate": synthetic_validation_auroc(model, data.val, kind="rotate", seed=seed,
+                                                          image_size=image_size, reduction=reduction)}
+    saved = model.normalization
+    try:
+        model.calibrate(val)
+        scores = component_scores(model, test, reduction=reduction)
+    finally:
+        model.normalization = saved
+    out.update({name: image_auroc(scores[c], data.test_labels)
+                for name, c in (("auroc", "both"), ("auroc_error", "error"), ("auroc_variance", "variance"))})
+    return out
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
