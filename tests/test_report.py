@@ -8,7 +8,8 @@ import pytest
 
 from ust._io import is_missing
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
-from ust.report import (BUDGET_COLUMNS, RESULTS_DIR, ResultsError, auroc_table, baseline_table, budget_plot,
+from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, aggregation_table, merge_aggregation_rows,
+                        read_aggregation, RESULTS_DIR, ResultsError, auroc_table, baseline_table, budget_plot,
                         budget_run_key, budget_runs, check_complete, choose_by_validation, class_bars, comparison_table,
                         image_size_study, load_benchmark, merge_budget_runs, read_baselines, read_budget,
                         teacher_ablation, wall_times)
@@ -101,6 +102,42 @@ def _budget_rows(label, values):
                  image_size="28x28", iteration=it, train_seconds=it / 10, val_auroc=v, val_auroc_rotate=v - 0.2,
                  auroc=v - 0.1, auroc_error=v - 0.05, auroc_variance=0.5, n_test=20,
                  hardware="cpu: toy (AVX2), 1 torch threads, 2 CPUs") for it, v in values]
+
+
+def _aggregation_rows(label, mean, maximum):
+    """One class's two rows: (val_auroc, val_auroc_rotate, auroc) for the mean and for the max of the map."""
+    return [dict(dataset="toy", normal_class=label, class_name=f"c{label}", patch_size=33, n_students=3,
+                 iterations=100, batch_size=8, lr=1e-3, seed=0, reduction=reduction, val_auroc=v, val_auroc_rotate=r,
+                 auroc=a, auroc_error=a, auroc_variance=0.5, n_test=20, train_seconds=9.5, hardware="cpu: toy")
+            for reduction, (v, r, a) in (("mean", mean), ("max", maximum))]
+
+
+def test_aggregation_table_pivots_and_averages(tmp_path):
+    path = tmp_path / "agg.csv"
+    rows = _aggregation_rows(2, (0.9, 0.8, 0.7), (0.6, 0.5, 0.4)) + _aggregation_rows(0, (1.0, 0.9, 0.9),
+                                                                                      (0.8, 0.7, 0.6))
+    write_rows(path, rows, columns=AGGREGATION_COLUMNS)       # how benchmarks/score_aggregation.py writes it
+    table = aggregation_table(read_aggregation(path))
+    assert list(table.index) == ["c0", "c2", "mean"]                        # class order, mean last
+    assert list(table.columns) == [(s, r) for s in ("val_auroc", "val_auroc_rotate", "auroc") for r in ("mean", "max")]
+    assert table.loc["c2", ("auroc", "max")] == pytest.approx(0.4)
+    assert table.loc["mean", ("val_auroc", "mean")] == pytest.approx(0.95)
+    assert table.loc["mean", ("auroc", "max")] == pytest.approx(0.5)
+    # a rerun of class 2 replaces its rows where they stood; a new class comes last
+    again = _aggregation_rows(2, (0.1, 0.1, 0.1), (0.2, 0.2, 0.2)) + _aggregation_rows(5, (1, 1, 1), (1, 1, 1))
+    merged = merge_aggregation_rows(rows, again)
+    assert [(r["normal_class"], r["val_auroc"]) for r in merged] == [(2, 0.1), (2, 0.2), (0, 1.0), (0, 0.8), (5, 1),
+                                                                     (5, 1)]
+    with pytest.raises(ResultsError, match="one run per class"):
+        aggregation_table(read_aggregation(path).pipe(lambda f: f.iloc[[0, 1, 2, 3, 0]]))   # class 2 twice
+    write_rows(path, rows[:3], columns=AGGREGATION_COLUMNS)                 # class 0 lost its max row
+    with pytest.raises(ResultsError, match=r"has the reductions \['mean'\], not one row for each"):
+        read_aggregation(path)
+    write_rows(path, [dict(rows[0], reduction="median")] + rows[1:], columns=AGGREGATION_COLUMNS)
+    with pytest.raises(ResultsError, match=r"unknown reductions \['median'\]"):
+        read_aggregation(path)
+    with pytest.raises(ResultsError, match="score_aggregation.py"):
+        read_aggregation(tmp_path / "missing.csv")
 
 
 def test_choose_by_validation_takes_the_shortest_run_within_tolerance():
@@ -212,7 +249,8 @@ def test_the_book_has_its_result_files():
     """The results chapter reads these; `book/results/README.md` says how each is made."""
     names = {p.name for p in RESULTS_DIR.glob("*.csv")}
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
-            "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv"} <= names, names
+            "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv", "mnist_kmc17.csv",
+            "cifar10_seeds.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -246,17 +284,36 @@ def test_student_budget_csv():
     assert frame["hardware"].str.fullmatch(r"(cpu|cuda): .+").all()            # every run names its machine
 
 
-def test_teacher_ablation_csv_repeats_the_mnist_protocol():
-    """mnist_kmc.csv repeats the p = 33 part of mnist.csv on the same CPU, with another teacher."""
+@pytest.mark.parametrize("name, scale", [("mnist_kmc.csv", 33), ("mnist_kmc17.csv", 17)])
+def test_teacher_ablation_csv_repeats_the_mnist_protocol(name, scale):
+    """Each kmc CSV repeats one scale of mnist.csv on the same CPU and seeds, with another teacher."""
     kc, kc_settings = load_benchmark(RESULTS_DIR / "mnist.csv")
-    kmc, kmc_settings = load_benchmark(RESULTS_DIR / "mnist_kmc.csv")
-    kc = [r for r in kc if r["scale"] == "33"]
-    assert {r["teacher"] for r in kc} == {"pretrained:33:kc"} and {r["teacher"] for r in kmc} == {"pretrained:33:kmc"}
-    same = ("dataset", "classes", "seeds", "n_students", "iterations", "batch_size", "lr", "max_test")
+    kmc, kmc_settings = load_benchmark(RESULTS_DIR / name)
+    seeds = kmc_settings["arguments"]["seeds"]
+    assert set(seeds) <= set(kc_settings["arguments"]["seeds"])
+    kc = [r for r in kc if r["scale"] == str(scale) and r["seed"] in seeds]    # the same seeds on both sides
+    assert {r["teacher"] for r in kc} == {f"pretrained:{scale}:kc"}
+    assert {r["teacher"] for r in kmc} == {f"pretrained:{scale}:kmc"}
+    same = ("dataset", "classes", "n_students", "iterations", "batch_size", "lr", "max_test")
     assert {k: kc_settings["arguments"][k] for k in same} == {k: kmc_settings["arguments"][k] for k in same}
-    assert kmc_settings["arguments"]["scales"] == [33] and 33 in kc_settings["arguments"]["scales"]
+    assert kmc_settings["arguments"]["scales"] == [scale] and scale in kc_settings["arguments"]["scales"]
     assert kc_settings["hardware"] == kmc_settings["hardware"]      # CPU kernels decide the last digits
-    assert teacher_ablation(kc + kmc, scale=33).shape == (11, 6)
+    assert teacher_ablation(kc + kmc, scale=scale).shape == (11, 6)
+
+
+def test_seed_tables_repeat_seed_0_and_add_seed_1():
+    """The second seed is measured on the same CPU and test images; seed 0 of cifar10_seeds.csv is cifar10.csv's p = 33."""
+    for name in ("mnist.csv", "cifar10_seeds.csv"):
+        rows, settings = load_benchmark(RESULTS_DIR / name)
+        assert settings["arguments"]["seeds"] == [0, 1] and not settings["arguments"]["subset_seeds"], name
+        assert len({(r["n_test"], r["test_subset"]) for r in rows}) == 1, f"{name}: both seeds score the same images"
+    cifar, _ = load_benchmark(RESULTS_DIR / "cifar10.csv")
+    seeds, seeds_settings = load_benchmark(RESULTS_DIR / "cifar10_seeds.csv")
+    assert seeds_settings["arguments"]["scales"] == [33]
+    first = {(r["normal_class"], r["components"]): r["auroc"] for r in cifar if r["scale"] == "33"}
+    assert {(r["normal_class"], r["components"]): r["auroc"] for r in seeds if r["seed"] == 0} == first
+    _, std = auroc_table(seeds)
+    assert (std["p=33"] >= 0).all() and std["p=33"].notna().all()
 
 
 def test_dense_extraction_csv():

@@ -20,7 +20,8 @@ from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
            "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
            "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION", "budget_run_key", "read_budget", "budget_runs",
-           "merge_budget_runs", "image_size_study", "choose_by_validation", "budget_plot"]
+           "replace_runs", "merge_budget_runs", "image_size_study", "choose_by_validation", "budget_plot",
+           "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation", "aggregation_table"]
 
 #: Where the book keeps its result tables (relative to the repository root).
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
@@ -336,8 +337,8 @@ def budget_runs(frame):
     return runs
 
 
-def merge_budget_runs(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list:
-    """Budget rows of two invocations in one table: ``new`` replaces the runs of ``old`` it repeats.
+def replace_runs(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], key) -> list:
+    """Rows of two invocations of a benchmark in one table: ``new`` replaces the runs of ``old`` it repeats.
 
     A repeated run takes the place of the old one, so that the chapter's
     tables and panels keep their order when a run is measured again.
@@ -345,24 +346,29 @@ def merge_budget_runs(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[st
     Args:
         old: Rows already in the CSV.
         new: Rows just measured.
+        key: ``key(row)``: the run a row belongs to (e.g. :func:`budget_run_key`).
 
     Returns:
-        The rows of ``old``, each run (:data:`BUDGET_RUN`) that ``new``
-        repeats replaced where it stood by its rows in ``new``; then the
-        runs of ``new`` that ``old`` lacks.
+        The rows of ``old``, each run that ``new`` repeats replaced where it
+        stood by its rows in ``new``; then the runs of ``new`` that ``old`` lacks.
     """
     fresh: dict[tuple, list] = {}
     for row in new:
-        fresh.setdefault(budget_run_key(row), []).append(row)
+        fresh.setdefault(key(row), []).append(row)
     merged: list = []
     for row in old:
-        key = budget_run_key(row)
-        if key not in fresh:
+        k = key(row)
+        if k not in fresh:
             merged.append(row)
-        elif fresh[key]:
-            merged.extend(fresh[key])
-            fresh[key] = []                 # placed: the run's other old rows are dropped
+        elif fresh[k]:
+            merged.extend(fresh[k])
+            fresh[k] = []                   # placed: the run's other old rows are dropped
     return merged + [row for rows in fresh.values() for row in rows]
+
+
+def merge_budget_runs(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list:
+    """Budget rows of two invocations in one table (:func:`replace_runs` by :data:`BUDGET_RUN`)."""
+    return replace_runs(old, new, budget_run_key)
 
 
 def image_size_study(frame):
@@ -478,6 +484,87 @@ def budget_plot(frame, *, tolerance: float = 0.005):
         row[0].set_ylabel("image AUROC")
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize="small")
     return fig
+
+
+#: Columns of ``score_aggregation.csv`` (``benchmarks/score_aggregation.py``): one row per class and
+#: reduction of the map (:data:`~ust.scores.IMAGE_REDUCTIONS`), validation and test AUROCs as in the budget table.
+AGGREGATION_COLUMNS = ("dataset", "normal_class", "class_name", "patch_size", "n_students", "iterations", "batch_size",
+                       "lr", "seed", "reduction", "val_auroc", "val_auroc_rotate", "auroc", "auroc_error",
+                       "auroc_variance", "n_test", "train_seconds", "hardware")
+#: The settings that tell one training run of ``score_aggregation.csv`` from another.
+AGGREGATION_RUN = ("dataset", "normal_class", "patch_size", "n_students", "iterations", "batch_size", "lr", "seed")
+
+
+def merge_aggregation_rows(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list:
+    """Score-aggregation rows of two invocations in one table (:func:`replace_runs` by :data:`AGGREGATION_RUN`)."""
+    return replace_runs(old, new, lambda row: tuple(row[k] for k in AGGREGATION_RUN))
+
+
+def read_aggregation(path: str | os.PathLike):
+    """The score-aggregation table: one row per class and reduction of the map.
+
+    Introduced in the book's chapter *Results* (mean or maximum of the map?).
+
+    Args:
+        path: CSV written by ``benchmarks/score_aggregation.py``.
+
+    Returns:
+        A :class:`pandas.DataFrame` with :data:`AGGREGATION_COLUMNS`.
+
+    Raises:
+        ResultsError: A missing file or columns, an unknown reduction, or a
+            run without a row for every reduction.
+    """
+    import pandas as pd
+
+    from .scores import IMAGE_REDUCTIONS
+
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"{path} does not exist: run benchmarks/score_aggregation.py (see book/results/README.md).")
+    frame = pd.read_csv(path)
+    missing = [c for c in AGGREGATION_COLUMNS if c not in frame.columns]
+    if missing or frame.empty:
+        raise ResultsError(f"{path} lacks the columns {missing} or has no rows; "
+                           "run benchmarks/score_aggregation.py again.")
+    unknown = sorted(set(frame["reduction"]) - set(IMAGE_REDUCTIONS))
+    if unknown:
+        raise ResultsError(f"{path}: unknown reductions {unknown}; ust knows {list(IMAGE_REDUCTIONS)}.")
+    for run, rows in frame.groupby(list(AGGREGATION_RUN)):
+        if sorted(rows["reduction"]) != sorted(IMAGE_REDUCTIONS):
+            raise ResultsError(f"{path}: the run {dict(zip(AGGREGATION_RUN, run))} has the reductions "
+                               f"{sorted(rows['reduction'])}, not one row for each of {list(IMAGE_REDUCTIONS)}; "
+                               "run benchmarks/score_aggregation.py again for it.")
+    return frame
+
+
+def aggregation_table(frame):
+    """Validation and test AUROC per class for each reduction of the map, with a ``mean`` row.
+
+    Args:
+        frame: From :func:`read_aggregation`, one training run per class.
+
+    Returns:
+        A :class:`pandas.DataFrame`, index ``class_name`` in class order,
+        columns a two-level index ``(score, reduction)``: the scores
+        ``val_auroc``, ``val_auroc_rotate``, ``auroc`` (test, error +
+        variance), each for the reductions ``mean`` and ``max``.
+
+    Raises:
+        ResultsError: Several runs for one class.
+    """
+    from .scores import IMAGE_REDUCTIONS
+
+    if frame.duplicated(["dataset", "normal_class", "reduction"]).any():
+        raise ResultsError("aggregation_table takes one run per class; select one dataset and one setting first.")
+    ordered = frame.sort_values("normal_class", kind="stable")
+    scores = ["val_auroc", "val_auroc_rotate", "auroc"]
+    table = ordered.pivot(index="class_name", columns="reduction", values=scores)
+    table = table.loc[list(dict.fromkeys(ordered["class_name"])), [(s, r) for s in scores for r in IMAGE_REDUCTIONS]]
+    table.loc["mean"] = table.mean()
+    table.columns.names = ["score", "reduction"]
+    table.index.name = "class_name"
+    return table
 
 
 def load_benchmark(csv_path: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str, Any]]:
