@@ -31,18 +31,17 @@ the reduction the validation scores choose and its test AUROC.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
-import torch
-
 import ust
 from ust.data import one_class_split
-from ust.experiments import checkpoint_aurocs, hardware_description, load_splits, parse_classes, write_rows
+from ust.experiments import checkpoint_aurocs, hardware_description, parse_classes, write_rows
 from ust.report import AGGREGATION_COLUMNS, merge_aggregation_rows, read_aggregation
 from ust.scores import IMAGE_REDUCTIONS
 from ust.training import train_students
+
+from _common import start, student_parser  # benchmarks/_common.py: the options both student benchmarks share
 
 
 def aggregation_rows(splits, label: int, *, patch_size: int, n_students: int, iterations: int, batch_size: int,
@@ -68,25 +67,10 @@ def aggregation_rows(splits, label: int, *, patch_size: int, n_students: int, it
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--classes", nargs="+", default=["0-9"])
-    parser.add_argument("--patch-size", type=int, default=33, choices=ust.PATCH_SIZES)
-    parser.add_argument("--students", type=int, default=3)
+    parser = student_parser(__doc__, classes=["0-9"], out_help="class and reduction")
     parser.add_argument("--iterations", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--max-test", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=None, help="CSV with one row per class and reduction")
-    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    splits = load_splits(args.dataset, args.data_root)
+    splits = start(args)
     for label in parse_classes(args.classes, splits.classes):
         rows = aggregation_rows(splits, label, patch_size=args.patch_size, n_students=args.students,
                                 iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,

@@ -43,7 +43,6 @@ results feed the discussion of training length in the chapter *Results*.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -51,9 +50,11 @@ import torch
 
 import ust
 from ust.data import one_class_split, resize_images
-from ust.experiments import checkpoint_aurocs, hardware_description, load_splits, resolve_class, write_rows
+from ust.experiments import checkpoint_aurocs, hardware_description, resolve_class, write_rows
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
+
+from _common import start, student_parser  # benchmarks/_common.py: the options both student benchmarks share
 
 
 def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int], n_students: int, batch_size: int,
@@ -97,28 +98,13 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--classes", nargs="+", default=["8"])
-    parser.add_argument("--patch-size", type=int, default=33, choices=ust.PATCH_SIZES)
+    parser = student_parser(__doc__, classes=["8"], out_help="class and checkpoint")
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100, 200, 400, 800, 1600])
-    parser.add_argument("--students", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--image-size", type=int, default=None,
                         help="resize the images to SxS (default: keep their size, 28x28 for MNIST)")
-    parser.add_argument("--max-test", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=0.005)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=None, help="CSV with one row per class and checkpoint")
-    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    splits = load_splits(args.dataset, args.data_root)
+    splits = start(args)
     checkpoints = sorted(set(args.checkpoints))
     rows: list[dict] = []
     for spec in args.classes:

@@ -279,6 +279,20 @@ def budget_run_key(row: Mapping[str, Any]) -> tuple:
     return tuple(row[k] for k in BUDGET_RUN)
 
 
+def _read_table(path: str | os.PathLike, columns: Sequence[str], script: str, dtype=None):
+    """A result CSV made by ``script`` as a DataFrame, checked to exist, have ``columns`` and rows."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"{path} does not exist: run {script} (see book/results/README.md).")
+    frame = pd.read_csv(path, dtype=dtype)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing or frame.empty:
+        raise ResultsError(f"{path} lacks the columns {missing} or has no rows; run {script} again.")
+    return frame
+
+
 def read_budget(path: str | os.PathLike):
     """The training-length table: one row per class and checkpoint.
 
@@ -292,16 +306,8 @@ def read_budget(path: str | os.PathLike):
     Raises:
         ResultsError: A missing file or missing columns.
     """
-    import pandas as pd
-
     path = Path(path)
-    if not path.is_file():
-        raise ResultsError(f"{path} does not exist: run benchmarks/student_budget.py (see book/results/README.md).")
-    frame = pd.read_csv(path)
-    missing = [c for c in BUDGET_COLUMNS if c not in frame.columns]
-    if missing or frame.empty:
-        raise ResultsError(f"{path} lacks the columns {missing} or has no rows; "
-                           "run benchmarks/student_budget.py again.")
+    frame = _read_table(path, BUDGET_COLUMNS, "benchmarks/student_budget.py")
     bad = sorted(set(frame.loc[~frame["image_size"].astype(str).str.fullmatch(r"\d+x\d+"), "image_size"].astype(str)))
     if bad:
         raise ResultsError(f"{path}: image_size must read HxW (e.g. 28x28); got {bad}. "
@@ -515,18 +521,9 @@ def read_aggregation(path: str | os.PathLike):
         ResultsError: A missing file or columns, an unknown reduction, or a
             run without a row for every reduction.
     """
-    import pandas as pd
-
     from .scores import IMAGE_REDUCTIONS
 
-    path = Path(path)
-    if not path.is_file():
-        raise ResultsError(f"{path} does not exist: run benchmarks/score_aggregation.py (see book/results/README.md).")
-    frame = pd.read_csv(path)
-    missing = [c for c in AGGREGATION_COLUMNS if c not in frame.columns]
-    if missing or frame.empty:
-        raise ResultsError(f"{path} lacks the columns {missing} or has no rows; "
-                           "run benchmarks/score_aggregation.py again.")
+    frame = _read_table(path, AGGREGATION_COLUMNS, "benchmarks/score_aggregation.py", dtype={"class_name": str})
     unknown = sorted(set(frame["reduction"]) - set(IMAGE_REDUCTIONS))
     if unknown:
         raise ResultsError(f"{path}: unknown reductions {unknown}; ust knows {list(IMAGE_REDUCTIONS)}.")
