@@ -18,7 +18,7 @@ from ._io import is_missing
 from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
-           "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
+           "seed_table", "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
            "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION", "budget_run_key", "read_budget", "budget_runs",
            "replace_runs", "merge_budget_runs", "image_size_study", "choose_by_validation", "budget_plot",
            "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation", "aggregation_table"]
@@ -119,6 +119,40 @@ def auroc_table(rows: Sequence[Mapping[str, Any]], components: str = "both"):
     std = summary.pivot(index="class_name", columns="column", values="auroc_std").loc[order, scales]
     mean.columns.name = std.columns.name = None
     return mean, std
+
+
+def seed_table(rows: Sequence[Mapping[str, Any]], scale: int | str, components: str = "both"):
+    """AUROC per class for each seed at one scale, and how far the seeds lie apart.
+
+    Introduced in the book's chapter *Results* (how firm is a number?).
+
+    Args:
+        rows: Benchmark rows (:func:`ust.experiments.read_rows`) with at least one seed.
+        scale: A patch size, or ``"fused"``.
+        components: Which score (see :func:`auroc_table`).
+
+    Returns:
+        A :class:`pandas.DataFrame`, index ``class_name`` with a ``mean`` row
+        (the mean over classes of each column), columns ``seed 0``,
+        ``seed 1``, ... and ``range`` (largest minus smallest seed's AUROC of
+        the row; for the ``mean`` row, that of the class means).
+
+    Raises:
+        ResultsError: No rows at this scale and component.
+    """
+    import pandas as pd
+
+    mine = [r for r in rows if str(r["scale"]) == str(scale) and r["components"] == components]
+    if not mine:
+        raise ResultsError(f"no rows at scale {scale!r} with components={components!r}.")
+    frame = pd.DataFrame(mine).sort_values(["normal_class", "seed"], kind="stable")
+    table = frame.pivot(index="class_name", columns="seed", values="auroc")
+    table = table.loc[list(dict.fromkeys(frame["class_name"]))]
+    table.loc["mean"] = table.mean()
+    table.columns = [f"seed {s}" for s in table.columns]
+    table["range"] = table.max(axis=1) - table.min(axis=1)
+    table.index.name = "class_name"
+    return table
 
 
 def baseline_table(rows: Sequence[Mapping[str, Any]]):
