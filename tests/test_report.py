@@ -8,11 +8,11 @@ import pytest
 
 from ust._io import is_missing
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
-from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, aggregation_table, merge_aggregation_rows,
-                        read_aggregation, RESULTS_DIR, ResultsError, auroc_table, baseline_table, budget_plot,
-                        budget_run_key, budget_runs, check_complete, choose_by_validation, class_bars, comparison_table,
-                        image_size_study, load_benchmark, merge_budget_runs, read_baselines, read_budget,
-                        teacher_ablation, wall_times)
+from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, RESULTS_DIR, ResultsError, aggregation_table, auroc_table,
+                        baseline_table, budget_plot, budget_run_key, budget_runs, check_complete, choose_by_validation,
+                        class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows,
+                        merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_table, teacher_ablation,
+                        wall_times)
 
 
 def _row(label, seed, scale, comp, auroc):
@@ -44,6 +44,16 @@ def test_auroc_table_means_stds_and_order():
     assert mean.loc["mean", "fused"] == pytest.approx((0.555 + 0.655) / 2)
     with pytest.raises(ResultsError, match="components='error'"):
         auroc_table(_rows(), components="error")
+
+
+def test_seed_table_columns_per_seed_and_range():
+    table = seed_table(_rows(classes=(1, 0)), 33)
+    assert list(table.columns) == ["seed 0", "seed 1", "range"] and list(table.index) == ["c0", "c1", "mean"]
+    assert table.loc["c1", "seed 1"] == pytest.approx(0.643)                # 0.5 + 1/10 + 1/100 + 0.033
+    assert table.loc["mean", "seed 0"] == pytest.approx((0.533 + 0.633) / 2)
+    assert table["range"].to_numpy() == pytest.approx([0.01, 0.01, 0.01])
+    with pytest.raises(ResultsError, match="no rows at scale '65'"):
+        seed_table(_rows(), "65")
 
 
 def test_check_complete_names_the_missing_row():
@@ -106,7 +116,7 @@ def _budget_rows(label, values):
 
 def _aggregation_rows(label, mean, maximum):
     """One class's two rows: (val_auroc, val_auroc_rotate, auroc) for the mean and for the max of the map."""
-    return [dict(dataset="toy", normal_class=label, class_name=f"c{label}", patch_size=33, n_students=3,
+    return [dict(dataset="toy", normal_class=label, class_name=str(label), patch_size=33, n_students=3,
                  iterations=100, batch_size=8, lr=1e-3, seed=0, reduction=reduction, val_auroc=v, val_auroc_rotate=r,
                  auroc=a, auroc_error=a, auroc_variance=0.5, n_test=20, train_seconds=9.5, hardware="cpu: toy")
             for reduction, (v, r, a) in (("mean", mean), ("max", maximum))]
@@ -118,9 +128,9 @@ def test_aggregation_table_pivots_and_averages(tmp_path):
                                                                                       (0.8, 0.7, 0.6))
     write_rows(path, rows, columns=AGGREGATION_COLUMNS)       # how benchmarks/score_aggregation.py writes it
     table = aggregation_table(read_aggregation(path))
-    assert list(table.index) == ["c0", "c2", "mean"]                        # class order, mean last
+    assert list(table.index) == ["0", "2", "mean"]                          # names as text, class order, mean last
     assert list(table.columns) == [(s, r) for s in ("val_auroc", "val_auroc_rotate", "auroc") for r in ("mean", "max")]
-    assert table.loc["c2", ("auroc", "max")] == pytest.approx(0.4)
+    assert table.loc["2", ("auroc", "max")] == pytest.approx(0.4)
     assert table.loc["mean", ("val_auroc", "mean")] == pytest.approx(0.95)
     assert table.loc["mean", ("auroc", "max")] == pytest.approx(0.5)
     # a rerun of class 2 replaces its rows where they stood; a new class comes last
@@ -250,7 +260,7 @@ def test_the_book_has_its_result_files():
     names = {p.name for p in RESULTS_DIR.glob("*.csv")}
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
             "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv", "mnist_kmc17.csv",
-            "cifar10_seeds.csv"} <= names, names
+            "cifar10_seeds.csv", "score_aggregation.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -314,6 +324,18 @@ def test_seed_tables_repeat_seed_0_and_add_seed_1():
     assert {(r["normal_class"], r["components"]): r["auroc"] for r in seeds if r["seed"] == 0} == first
     _, std = auroc_table(seeds)
     assert (std["p=33"] >= 0).all() and std["p=33"].notna().all()
+
+
+def test_score_aggregation_csv_scores_the_students_of_mnist_csv():
+    """Every digit, both reductions; its mean rows are the p = 33 students of mnist.csv (seed 0, same CPU)."""
+    frame = read_aggregation(RESULTS_DIR / "score_aggregation.csv")
+    table = aggregation_table(frame)
+    assert list(table.index) == [str(c) for c in range(10)] + ["mean"]
+    assert ((table >= 0) & (table <= 1)).all().all()
+    rows, settings = load_benchmark(RESULTS_DIR / "mnist.csv")
+    assert set(frame["hardware"]) == {settings["hardware"]}
+    first = {r["class_name"]: r["auroc"] for r in rows if (r["scale"], r["seed"], r["components"]) == ("33", 0, "both")}
+    assert table["auroc", "mean"].drop("mean").to_dict() == pytest.approx(first, abs=1e-12)
 
 
 def test_dense_extraction_csv():
