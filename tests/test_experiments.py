@@ -390,6 +390,27 @@ def test_checkpoint_aurocs_equal_the_separate_calls_for_each_reduction():
         model.normalization = kept
         assert aurocs == pytest.approx(expected, abs=1e-12), reduction
     assert got["mean"] != got["max"]                                    # the reduction reached the scores
+    both = ex.checkpoint_aurocs_by_reduction(model, data, seed=4)        # one scoring, both reductions
+    assert both == got                                                   # exactly: the same maps, reduced twice
+    assert model.normalization is kept
+
+
+@pytest.mark.parametrize("reductions", [("median",), ("mean", "sum"), ()])
+def test_checkpoint_aurocs_refuse_an_unknown_reduction_before_any_network_runs(monkeypatch, reductions):
+    splits = _splits(n_train=20, n_test=4, size=12)
+    data = one_class_split(splits, 2, channels=3, seed=1)
+    model = train_students(_teachers(17)[17], data.train, seed=1, **FAST).model
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network ran before the reduction was checked")
+
+    monkeypatch.setattr(model, "error_and_variance", no_network)
+    monkeypatch.setattr(model, "calibrate", no_network)
+    with pytest.raises(ValueError, match=r"reduction must be one of \('mean', 'max'\)"):
+        ex.checkpoint_aurocs_by_reduction(model, data, reductions=reductions)
+    if len(reductions) == 1:
+        with pytest.raises(ValueError, match="reduction must be one of"):
+            ex.checkpoint_aurocs(model, data, reduction=reductions[0])
 
 
 def test_scores_dir_reuses_finished_scales_and_fuses_from_saved_scores(tmp_path, monkeypatch):
