@@ -12,7 +12,7 @@ from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, RESULTS_DIR, Result
                         baseline_table, budget_plot, budget_run_key, budget_runs, check_complete, choose_by_validation,
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_table, teacher_ablation,
-                        wall_times)
+                        training_length_plot, training_length_table, wall_times)
 
 
 def _row(label, seed, scale, comp, auroc):
@@ -207,6 +207,45 @@ def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
         read_budget(path)
     with pytest.raises(ResultsError, match="student_budget.py"):
         read_budget(tmp_path / "missing.csv")
+
+
+def test_training_length_table_reports_each_checkpoint_and_the_validation_choice(tmp_path):
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    # _budget_rows: auroc = v - 0.1, val_auroc = v, val_auroc_rotate = v - 0.2
+    rows = _budget_rows(8, [(100, 0.80), (400, 0.90), (800, 0.903)]) + _budget_rows(1, [(100, 0.95), (400, 0.94),
+                                                                                         (800, 0.96)])
+    rows[4]["val_auroc_rotate"] = 0.99                      # class 1: the turns prefer 400 steps, the strokes 800
+    path = tmp_path / "length.csv"
+    write_rows(path, rows, columns=BUDGET_COLUMNS)
+    table = training_length_table(read_budget(path))
+    assert list(table.index) == [8, 1, "mean"]
+    assert list(table.columns) == ["100 steps", "400 steps", "800 steps", "steps by strokes", "test by strokes",
+                                   "steps by turns", "test by turns"]
+    assert table.loc[8, "100 steps"] == pytest.approx(0.70) and table.loc[1, "800 steps"] == pytest.approx(0.86)
+    assert table.loc[8, "steps by strokes"] == 400                # 0.90 lies within 0.005 of 0.903
+    assert table.loc[8, "test by strokes"] == pytest.approx(0.80)
+    assert table.loc[1, "steps by strokes"] == 800 and table.loc[1, "steps by turns"] == 400
+    assert table.loc[1, "test by turns"] == pytest.approx(0.84)
+    assert table.loc["mean", "100 steps"] == pytest.approx((0.70 + 0.85) / 2)
+    assert table.loc["mean", "test by turns"] == pytest.approx((0.80 + 0.84) / 2)
+    assert table.loc["mean", "steps by strokes"] == 600
+    # a class whose run predates the turns: its cells and the mean are NaN, never a mean of the others
+    old = pd.DataFrame([dict(r, val_auroc_rotate=float("nan")) if r["normal_class"] == 1 else r for r in rows])
+    partial = training_length_table(old)
+    assert partial.loc[8, "steps by turns"] == 400 and math.isnan(partial.loc["mean", "test by turns"])
+    fig = training_length_plot({"toy": table.rename(index={8: "eight"})}, {"toy": {"k-NN": 0.9}})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["eight", "1"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["students, mean of classes", "k-NN (0.900)"]
+    with pytest.raises(ResultsError, match="different checkpoints"):
+        training_length_table(pd.DataFrame(rows[:5]))
+    with pytest.raises(ResultsError, match=r"classes \[8\] have several training runs"):
+        training_length_table(pd.DataFrame(rows + [dict(r, batch_size=4) for r in rows[:3]]))
+    with pytest.raises(ResultsError, match="at least one run"):
+        training_length_table(pd.DataFrame(columns=BUDGET_COLUMNS))
 
 
 def test_budget_runs_and_merging_two_invocations():

@@ -21,6 +21,7 @@ __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "
            "seed_table", "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
            "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION", "budget_run_key", "read_budget", "budget_runs",
            "replace_runs", "merge_budget_runs", "image_size_study", "choose_by_validation", "budget_plot",
+           "training_length_table", "training_length_plot",
            "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation", "aggregation_table"]
 
 #: Where the book keeps its result tables (relative to the repository root).
@@ -523,6 +524,103 @@ def budget_plot(frame, *, tolerance: float = 0.005):
     for row in axes:
         row[0].set_ylabel("image AUROC")
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize="small")
+    return fig
+
+
+def training_length_table(frame, *, tolerance: float = 0.005):
+    """Test AUROC of every class at each checkpoint, and at the checkpoint each validation score chooses.
+
+    Introduced in the book's chapter *Results* (training length across all
+    classes). The choice uses training-class data only
+    (:func:`choose_by_validation`); the test AUROC at the chosen checkpoint
+    is what a user who never looked at the test split would report.
+
+    Args:
+        frame: From :func:`read_budget`, one training run per class, all
+            with the same checkpoints.
+        tolerance: See :func:`choose_by_validation`.
+
+    Returns:
+        A :class:`pandas.DataFrame`, index ``normal_class`` with a ``mean``
+        row last (the mean over classes of every column; NaN where a class
+        lacks the value). Columns: ``"<n> steps"``, the test AUROC of the
+        combined score after ``n`` steps, one per checkpoint; then, for each
+        validation score of :data:`BUDGET_VALIDATION` that the runs
+        measured, ``"steps by <score>"`` (the chosen checkpoint) and
+        ``"test by <score>"`` (the test AUROC there), with ``<score>``
+        ``strokes`` or ``turns``.
+
+    Raises:
+        ResultsError: An empty frame, several runs for one class, or classes
+            with different checkpoints.
+    """
+    import pandas as pd
+
+    if frame.empty:
+        raise ResultsError("training_length_table needs at least one run.")
+    runs = frame.apply(budget_run_key, axis=1).groupby(frame["normal_class"]).nunique()
+    if (runs > 1).any():
+        raise ResultsError(f"classes {sorted(runs[runs > 1].index.tolist())} have several training runs; pass one "
+                           "run per class (select one batch size, image size and patch size first).")
+    per_class = frame.groupby("normal_class", sort=False)
+    checkpoints = {tuple(sorted(curve["iteration"])) for _, curve in per_class}
+    if len(checkpoints) > 1:
+        raise ResultsError(f"the runs paused at different checkpoints {sorted(checkpoints)}; rerun "
+                           "benchmarks/student_budget.py with the same --checkpoints for every class.")
+    measured = [(column, name.split()[-1]) for column, name in BUDGET_VALIDATION.items()
+                if not frame[column].isna().all()]
+    rows = {}
+    for label, curve in per_class:
+        row = {f"{int(r['iteration'])} steps": r["auroc"] for _, r in curve.sort_values("iteration").iterrows()}
+        for column, short in measured:
+            try:
+                pick = choose_by_validation(curve, tolerance, column)
+            except ResultsError:                      # this run predates the column
+                pick = {"iteration": float("nan"), "auroc": float("nan")}
+            row[f"steps by {short}"], row[f"test by {short}"] = pick["iteration"], pick["auroc"]
+        rows[label] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.loc["mean"] = table.mean(skipna=False)
+    table.index.name = "normal_class"
+    return table
+
+
+def training_length_plot(tables: Mapping[str, Any], references: Mapping[str, Mapping[str, float]] | None = None):
+    """Test AUROC against training steps, every class and the mean, one panel per dataset.
+
+    Introduced in the book's chapter *Results* (training length across all classes).
+
+    Args:
+        tables: ``{title: table}``, tables from :func:`training_length_table`
+            (their index may carry class names).
+        references: ``{title: {label: AUROC}}``: horizontal lines to compare
+            with, e.g. the baselines' means on the same test images.
+
+    Returns:
+        The :class:`~matplotlib.figure.Figure`.
+    """
+    import matplotlib.pyplot as plt
+
+    references = references or {}
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.6 * len(tables), 4.2), layout="constrained", squeeze=False)
+    for ax, (title, table) in zip(axes.flat, tables.items()):
+        columns = [c for c in table.columns if c.endswith(" steps")]
+        steps = [int(c.split()[0]) for c in columns]
+        for label, row in table.drop(index="mean").iterrows():
+            ax.plot(steps, row[columns], color="0.65", lw=0.9, marker="o", ms=2.5)
+            ax.annotate(str(label), (steps[-1], row[columns[-1]]), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize="x-small", color="0.35")
+        ax.plot(steps, table.loc["mean", columns], color="C0", lw=2.5, marker="o", label="students, mean of classes")
+        for (name, value), color in zip(references.get(title, {}).items(), ("C3", "C4", "C2", "C1")):
+            ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{name} ({value:.3f})")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(steps, [str(s) for s in steps])
+        ax.minorticks_off()
+        ax.set_xlabel("training steps (8 images each, log scale)")
+        ax.set_ylabel("test image AUROC")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", loc="lower right")
     return fig
 
 
