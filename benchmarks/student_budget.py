@@ -50,7 +50,7 @@ import torch
 
 import ust
 from ust.data import one_class_split, resize_images
-from ust.experiments import checkpoint_aurocs, hardware_description, resolve_class, write_rows
+from ust.experiments import checkpoint_aurocs, hardware_description, parse_classes, write_rows
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
 
@@ -107,8 +107,7 @@ def main() -> None:
     splits = start(args)
     checkpoints = sorted(set(args.checkpoints))
     rows: list[dict] = []
-    for spec in args.classes:
-        label = resolve_class(splits.classes, spec)
+    for label in parse_classes(args.classes, splits.classes):       # "8 1", "0-9", "airplane", "all"
         curve = budget_curve(splits, label, patch_size=args.patch_size, checkpoints=checkpoints,
                              n_students=args.students, batch_size=args.batch_size, lr=args.lr,
                              max_test=args.max_test, seed=args.seed, progress=not args.no_progress,
