@@ -411,6 +411,8 @@ def test_checkpoint_aurocs_refuse_an_unknown_reduction_before_any_network_runs(m
     if len(reductions) == 1:
         with pytest.raises(ValueError, match="reduction must be one of"):
             ex.checkpoint_aurocs(model, data, reduction=reductions[0])
+        with pytest.raises(ValueError, match="reduction must be one of"):
+            ex.synthetic_validation_auroc(model, data.val, reduction=reductions[0])
 
 
 def test_scores_dir_reuses_finished_scales_and_fuses_from_saved_scores(tmp_path, monkeypatch):

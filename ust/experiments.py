@@ -478,12 +478,13 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
         Image AUROC, normal versus synthetic.
 
     Raises:
-        ValueError: Fewer than 4 images, an unknown ``kind``, or
-            ``"rotate"`` on non-square images.
+        ValueError: Fewer than 4 images, an unknown ``kind`` or
+            ``reduction``, or ``"rotate"`` on non-square images.
     """
     from .metrics import image_auroc
     from .model import MultiScaleStudentTeacher
 
+    _check_reductions((reduction,))
     calib, held, anomalous = _synthetic_validation_sets(val_images, kind, seed, image_size)
     scales = list(model.scales) if isinstance(model, MultiScaleStudentTeacher) else [model]
     with _calibrated(scales, calib, dense=dense):
