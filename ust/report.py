@@ -17,12 +17,13 @@ from typing import Any, Mapping, Sequence
 from ._io import is_missing
 from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 
-__all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "benchmark_settings", "check_complete", "auroc_table",
-           "seed_table", "baseline_table", "load_benchmark", "comparison_table", "read_baselines", "class_bars", "wall_times",
-           "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION", "budget_run_key", "read_budget", "budget_runs",
-           "replace_runs", "merge_budget_runs", "image_size_study", "choose_by_validation", "budget_plot",
-           "training_length_table", "training_length_plot",
-           "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation", "aggregation_table"]
+__all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_settings", "check_complete",
+           "auroc_table", "seed_table", "baseline_table", "load_benchmark", "comparison_table", "read_baselines",
+           "class_bars", "wall_times", "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION",
+           "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
+           "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
+           "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
+           "aggregation_table"]
 
 #: Where the book keeps its result tables (relative to the repository root).
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
@@ -39,6 +40,25 @@ _DETECTOR_COLORS = {"students": "C0", "autoencoder": "C1", "knn_pixels": "C2", "
 
 class ResultsError(ValueError):
     """A result CSV is missing, malformed or incomplete."""
+
+
+def narrow(styler, *, header_width: str = "4.5em", font_size: str = "0.85em"):
+    """A table styler whose headers wrap, so that a wide table fits the book's page.
+
+    Introduced in the book's chapter *Results*.
+
+    Args:
+        styler: A :class:`pandas.io.formats.style.Styler` (``frame.style``).
+        header_width: Widest a column header may be before it wraps.
+        font_size: The table's font size.
+
+    Returns:
+        The same styler, for chaining.
+    """
+    return (styler.set_table_attributes(f'style="font-size: {font_size}"')
+            .set_table_styles([{"selector": "td, th", "props": "padding: 2px 6px"},
+                               {"selector": "th", "props": f"max-width: {header_width}; white-space: normal; "
+                                                           "vertical-align: bottom; padding-left: 0.9em"}]))
 
 
 def benchmark_settings(csv_path: str | os.PathLike) -> dict[str, Any]:
