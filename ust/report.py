@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from ._io import is_missing
 from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 
@@ -605,6 +607,29 @@ def training_length_table(frame, *, tolerance: float = 0.005):
     return table
 
 
+def _spread_labels(values, gap: float) -> list[tuple[Any, float]]:
+    """``(label, y)`` for labels at the heights ``values`` (a Series), moved apart to at least ``gap``.
+
+    Labels keep their order; labels that would overlap form a cluster,
+    spaced ``gap`` apart and centred on the mean of their values.
+    """
+    clusters: list[tuple[list, list[float]]] = []
+    for label, y in values.sort_values(kind="stable").items():
+        clusters.append(([label], [float(y)]))
+        while len(clusters) > 1:
+            (below, low), (above, high) = clusters[-2], clusters[-1]
+            top = float(np.mean(low)) + gap * (len(low) - 1) / 2
+            bottom = float(np.mean(high)) - gap * (len(high) - 1) / 2
+            if bottom - top >= gap:
+                break
+            clusters[-2:] = [(below + above, low + high)]
+    placed = []
+    for labels, heights in clusters:
+        start = float(np.mean(heights)) - gap * (len(labels) - 1) / 2
+        placed += [(label, start + k * gap) for k, label in enumerate(labels)]
+    return placed
+
+
 def training_length_plot(tables: Mapping[str, Any], references: Mapping[str, Mapping[str, float]] | None = None):
     """Test AUROC against training steps, every class and the mean, one panel per dataset.
 
@@ -613,8 +638,10 @@ def training_length_plot(tables: Mapping[str, Any], references: Mapping[str, Map
     Args:
         tables: ``{title: table}``, tables from :func:`training_length_table`
             (their index may carry class names).
-        references: ``{title: {label: AUROC}}``: horizontal lines to compare
-            with, e.g. the baselines' means on the same test images.
+        references: ``{title: {label: AUROC}}``: dashed lines to compare
+            with, e.g. the baselines' means on the same test images; a
+            baseline's method name (``knn_teacher``) keeps its colour from
+            the other figures, any other label is drawn in black.
 
     Returns:
         The :class:`~matplotlib.figure.Figure`.
@@ -626,13 +653,15 @@ def training_length_plot(tables: Mapping[str, Any], references: Mapping[str, Map
     for ax, (title, table) in zip(axes.flat, tables.items()):
         columns = [c for c in table.columns if c.endswith(" steps")]
         steps = [int(c.split()[0]) for c in columns]
-        for label, row in table.drop(index="mean").iterrows():
+        classes = table.drop(index="mean")
+        for label, row in classes.iterrows():
             ax.plot(steps, row[columns], color="0.65", lw=0.9, marker="o", ms=2.5)
-            ax.annotate(str(label), (steps[-1], row[columns[-1]]), xytext=(4, 0), textcoords="offset points",
-                        va="center", fontsize="x-small", color="0.35")
+        for label, y in _spread_labels(classes[columns[-1]], gap=0.04 * float(np.ptp(classes[columns].values))):
+            ax.annotate(str(label), (steps[-1], y), xytext=(5, 0), textcoords="offset points", va="center",
+                        fontsize="x-small", color="0.35")
         ax.plot(steps, table.loc["mean", columns], color="C0", lw=2.5, marker="o", label="students, mean of classes")
-        for (name, value), color in zip(references.get(title, {}).items(), ("C3", "C4", "C2", "C1")):
-            ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{name} ({value:.3f})")
+        for name, value in references.get(title, {}).items():
+            ax.axhline(value, color=_DETECTOR_COLORS.get(name, "0.15"), ls="--", lw=1.2, label=f"{name} ({value:.3f})")
         ax.set_xscale("log", base=2)
         ax.set_xticks(steps, [str(s) for s in steps])
         ax.minorticks_off()
