@@ -656,12 +656,16 @@ def training_length_plot(tables: Mapping[str, Any], references: Mapping[str, Map
         classes = table.drop(index="mean")
         for label, row in classes.iterrows():
             ax.plot(steps, row[columns], color="0.65", lw=0.9, marker="o", ms=2.5)
-        for label, y in _spread_labels(classes[columns[-1]], gap=0.04 * float(np.ptp(classes[columns].values))):
-            ax.annotate(str(label), (steps[-1], y), xytext=(5, 0), textcoords="offset points", va="center",
-                        fontsize="x-small", color="0.35")
         ax.plot(steps, table.loc["mean", columns], color="C0", lw=2.5, marker="o", label="students, mean of classes")
         for name, value in references.get(title, {}).items():
             ax.axhline(value, color=_DETECTOR_COLORS.get(name, "0.15"), ls="--", lw=1.2, label=f"{name} ({value:.3f})")
+        gap = 0.04 * float(np.ptp(classes[columns].values))
+        placed = _spread_labels(classes[columns[-1]], gap=gap)
+        for label, y in placed:
+            ax.annotate(str(label), (steps[-1], y), xytext=(5, 0), textcoords="offset points", va="center",
+                        fontsize="x-small", color="0.35")
+        heights = [y for _, y in placed]
+        ax.set_ylim(min(ax.get_ylim()[0], min(heights) - gap), max(ax.get_ylim()[1], max(heights) + gap))
         ax.set_xscale("log", base=2)
         ax.set_xticks(steps, [str(s) for s in steps])
         ax.minorticks_off()
