@@ -10,7 +10,7 @@ from ust._io import is_missing
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
 from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, RESULTS_DIR, ResultsError, aggregation_table, auroc_table,
                         baseline_table, budget_plot, budget_run_key, budget_runs, check_complete, choose_by_validation,
-                        class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows,
+                        class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_table, teacher_ablation,
                         training_length_plot, training_length_table, wall_times)
 
@@ -236,16 +236,39 @@ def test_training_length_table_reports_each_checkpoint_and_the_validation_choice
     old = pd.DataFrame([dict(r, val_auroc_rotate=float("nan")) if r["normal_class"] == 1 else r for r in rows])
     partial = training_length_table(old)
     assert partial.loc[8, "steps by turns"] == 400 and math.isnan(partial.loc["mean", "test by turns"])
-    fig = training_length_plot({"toy": table.rename(index={8: "eight"})}, {"toy": {"k-NN": 0.9}})
+    fig = training_length_plot({"toy": table.rename(index={8: "eight"})}, {"toy": {"paper": 0.9, "knn_teacher": 0.8}})
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.texts] == ["eight", "1"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["students, mean of classes", "k-NN (0.900)"]
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "eight"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["students, mean of classes", "paper (0.900)",
+                                                                   "knn_teacher (0.800)"]
+    assert [line.get_color() for line in ax.lines[-2:]] == ["0.15", "C4"]   # a baseline keeps its colour
+    low, high = ax.get_ylim()                                               # every label and line in view
+    assert all(low <= v <= high for v in [t.xy[1] for t in ax.texts] + [0.9, 0.8])
     with pytest.raises(ResultsError, match="different checkpoints"):
         training_length_table(pd.DataFrame(rows[:5]))
     with pytest.raises(ResultsError, match=r"classes \[8\] have several training runs"):
         training_length_table(pd.DataFrame(rows + [dict(r, batch_size=4) for r in rows[:3]]))
     with pytest.raises(ResultsError, match="at least one run"):
         training_length_table(pd.DataFrame(columns=BUDGET_COLUMNS))
+
+
+def test_spread_labels_moves_only_labels_that_would_overlap():
+    import pandas as pd
+
+    from ust.report import _spread_labels
+
+    placed = dict(_spread_labels(pd.Series({"a": 0.0, "b": 0.0, "c": 5.0, "d": 5.4}), gap=1.0))
+    assert placed == pytest.approx({"a": -0.5, "b": 0.5, "c": 4.7, "d": 5.7})   # pairs centred on their mean
+    assert dict(_spread_labels(pd.Series({"x": 2.0, "y": 0.0}), gap=1.0)) == {"y": 0.0, "x": 2.0}  # apart: unmoved
+    chain = dict(_spread_labels(pd.Series({"p": 0.0, "q": 0.6, "r": 1.2}), gap=1.0))  # q joins p, r joins both
+    assert chain == pytest.approx({"p": -0.4, "q": 0.6, "r": 1.6})
+
+
+def test_narrow_lets_headers_wrap():
+    import pandas as pd
+
+    html = narrow(pd.DataFrame({"k-NN efficientnet": [0.5]}).style, header_width="6em").to_html()
+    assert "max-width: 6em" in html and "white-space: normal" in html and 'style="font-size: 0.85em"' in html
 
 
 def test_budget_runs_and_merging_two_invocations():
@@ -299,7 +322,7 @@ def test_the_book_has_its_result_files():
     names = {p.name for p in RESULTS_DIR.glob("*.csv")}
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
             "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv", "mnist_kmc17.csv",
-            "cifar10_seeds.csv", "score_aggregation.csv"} <= names, names
+            "cifar10_seeds.csv", "score_aggregation.csv", "training_length.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -375,6 +398,27 @@ def test_score_aggregation_csv_scores_the_students_of_mnist_csv():
     assert set(frame["hardware"]) == {settings["hardware"]}
     first = {r["class_name"]: r["auroc"] for r in rows if (r["scale"], r["seed"], r["components"]) == ("33", 0, "both")}
     assert table["auroc", "mean"].drop("mean").to_dict() == pytest.approx(first, abs=1e-12)
+
+
+def test_training_length_csv_covers_every_class_and_starts_at_the_fast_protocol():
+    """One run per class of both datasets; its 100-step pause is the p = 33 column of the main table (seed 0, same CPU).
+
+    Equal to the last digit: pausing to score does not change the training,
+    so the first pause repeats the fast protocol's students exactly.
+    """
+    frame = read_budget(RESULTS_DIR / "training_length.csv")
+    assert set(frame["dataset"]) == {"mnist", "cifar10"}
+    for dataset in ("mnist", "cifar10"):
+        mine = frame[frame["dataset"] == dataset]
+        table = training_length_table(mine)                # refuses several runs per class or unequal pauses
+        assert list(table.index) == list(range(10)) + ["mean"], dataset
+        tests = table.filter(regex="steps$|^test")                # the AUROC columns
+        assert table.notna().all().all() and ((tests >= 0) & (tests <= 1)).all().all()
+        rows, settings = load_benchmark(RESULTS_DIR / f"{dataset}.csv")
+        assert set(mine["hardware"]) == {settings["hardware"]}, dataset
+        first = {r["normal_class"]: r["auroc"] for r in rows
+                 if (r["scale"], r["seed"], r["components"]) == ("33", 0, "both")}
+        assert table["100 steps"].drop("mean").to_dict() == pytest.approx(first, abs=1e-12), dataset
 
 
 def test_dense_extraction_csv():
