@@ -669,7 +669,7 @@ def training_length_plot(tables: Mapping[str, Any], references: Mapping[str, Map
         ax.set_xscale("log", base=2)
         ax.set_xticks(steps, [str(s) for s in steps])
         ax.minorticks_off()
-        ax.set_xlabel("training steps (8 images each, log scale)")
+        ax.set_xlabel("student training steps (log scale)")
         ax.set_ylabel("test image AUROC")
         ax.set_title(title)
         ax.grid(alpha=0.3)
