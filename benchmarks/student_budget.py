@@ -13,6 +13,12 @@ the run pauses, and on the *same* students it measures
   number of iterations with;
 * ``val_auroc_rotate``: the same with the images turned by a quarter turn
   (``kind="rotate"``), a global change of shape instead of a local defect;
+* ``val_auroc_splice`` and ``val_auroc_swap``: two harder global anomalies,
+  each image joined to another normal image at a random cut
+  (``kind="splice"``), or its halves exchanged (``kind="swap"``); see
+  :func:`ust.data.global_anomalies`. ``--validation`` chooses which of the
+  four are measured (all by default; each costs about a quarter of a
+  pause), the others stay empty;
 * ``auroc`` (and ``auroc_error``, ``auroc_variance``): the one-class test
   AUROC on the benchmark's fixed stratified test subset (with
   ``--seed 0``, the images ``python -m ust benchmark --max-test`` scores), after
@@ -33,7 +39,8 @@ students learned (chapter *Results*, "Does a larger image help?").
 
 ``--out`` keeps the rows of other runs already in the file (other classes,
 datasets or settings) and replaces those of the runs made now, so one
-file collects several invocations.
+file collects several invocations. The file has no seed column: it holds
+runs with ``--seed 0`` only, and refuses another seed.
 
 At the end it prints, per class, the iteration that the validation score
 chooses (the first checkpoint within ``--tolerance`` of the best validation
@@ -50,7 +57,8 @@ import torch
 
 import ust
 from ust.data import one_class_split, resize_images
-from ust.experiments import checkpoint_aurocs, hardware_description, parse_classes, write_rows
+from ust.experiments import (VALIDATION_KINDS, checkpoint_aurocs, hardware_description, parse_classes,
+                             validation_column, write_rows)
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
 
@@ -58,7 +66,8 @@ from _common import start, student_parser  # benchmarks/_common.py: the options 
 
 
 def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int], n_students: int, batch_size: int,
-                 lr: float, max_test: int, seed: int, progress: bool, image_size: int | None = None) -> list[dict]:
+                 lr: float, max_test: int, seed: int, progress: bool, image_size: int | None = None,
+                 kinds: tuple[str, ...] = VALIDATION_KINDS) -> list[dict]:
     """Train once and evaluate at every checkpoint; see the module docstring."""
     teacher = ust.pretrained_teacher(patch_size)
     data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed)
@@ -80,11 +89,11 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
         row = dict(dataset=splits.name, normal_class=label, patch_size=patch_size, n_students=n_students,
                    batch_size=batch_size, lr=lr, threads=torch.get_num_threads(), image_size=size, iteration=step,
                    train_seconds=round(trained, 1),
-                   **checkpoint_aurocs(model, data, seed=seed, image_size=image_size),
+                   **checkpoint_aurocs(model, data, seed=seed, image_size=image_size, kinds=kinds),
                    n_test=len(data.test), hardware=hardware_description())
         rows.append(row)
-        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation {row['val_auroc']:.4f} "
-              f"(turns {row['val_auroc_rotate']:.4f})  test {row['auroc']:.4f} "
+        validation = "  ".join(f"{kind} {row[validation_column(kind)]:.4f}" for kind in kinds)
+        print(f"class {label} step {step:5d}  {trained:7.1f} s  validation: {validation}  test {row['auroc']:.4f} "
               f"(error {row['auroc_error']:.4f}, variance {row['auroc_variance']:.4f})", flush=True)
         paused += time.perf_counter() - pause
 
@@ -103,7 +112,15 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None,
                         help="resize the images to SxS (default: keep their size, 28x28 for MNIST)")
     parser.add_argument("--tolerance", type=float, default=0.005)
+    parser.add_argument("--validation", nargs="+", default=["stroke", "rotate", "splice", "swap"],
+                        choices=["stroke", "rotate", "splice", "swap"],
+                        help="synthetic anomalies to validate with (strokes choose the printed checkpoint)")
     args = parser.parse_args()
+    if args.out and args.seed != 0:
+        raise SystemExit(f"--out: the budget CSV has no seed column and holds seed 0 only; got --seed {args.seed}. "
+                         "Run other seeds without --out.")
+    if "stroke" not in args.validation:
+        raise SystemExit("--validation must include 'stroke': the printed choice of the checkpoint uses it.")
     splits = start(args)
     checkpoints = sorted(set(args.checkpoints))
     rows: list[dict] = []
@@ -111,7 +128,7 @@ def main() -> None:
         curve = budget_curve(splits, label, patch_size=args.patch_size, checkpoints=checkpoints,
                              n_students=args.students, batch_size=args.batch_size, lr=args.lr,
                              max_test=args.max_test, seed=args.seed, progress=not args.no_progress,
-                             image_size=args.image_size)
+                             image_size=args.image_size, kinds=tuple(args.validation))
         rows.extend(curve)
         if args.out:
             old = read_budget(args.out).to_dict("records") if os.path.isfile(args.out) else []

@@ -52,7 +52,8 @@ from .scores import IMAGE_REDUCTIONS, SCORE_COMPONENTS, anomaly_score, image_sco
 __all__ = [
     "COLUMNS", "DATASET_CHOICES", "FUSED", "load_splits", "resolve_class", "parse_classes", "component_scores",
     "run_one_class", "run_benchmark", "read_rows", "write_rows", "summarize", "hardware_description",
-    "synthetic_validation_auroc", "checkpoint_aurocs", "checkpoint_aurocs_by_reduction", "teacher_name",
+    "synthetic_validation_auroc", "VALIDATION_KINDS", "validation_column", "checkpoint_aurocs",
+    "checkpoint_aurocs_by_reduction", "teacher_name",
     "run_baselines_one_class", "run_baselines", "BASELINE_COLUMNS", "BASELINE_METHODS",
 ]
 
@@ -448,10 +449,12 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
     calibrates the score; the other half is scored twice, as it is (normal)
     and made anomalous: with a local defect of
     :func:`~ust.data.add_synthetic_anomalies` drawn in (``kind`` one of
-    :data:`~ust.data.SYNTHETIC_KINDS`), or turned by a quarter turn with
-    :func:`~ust.data.rotate_quarter_turns` (``kind="rotate"``, a global
-    change of shape like another digit's). The model's own normalisation is
-    left as it was.
+    :data:`~ust.data.SYNTHETIC_KINDS`), or changed as a whole by
+    :func:`~ust.data.global_anomalies` (``kind`` one of
+    :data:`~ust.data.GLOBAL_KINDS`: turned by a quarter turn, spliced to
+    another image of the half, or with its halves swapped; a global change
+    of shape like another digit's). The model's own normalisation is left
+    as it was.
 
     With ``image_size``, pass the validation images at their own size: the
     anomalies are drawn there, and then all images, normal and anomalous,
@@ -465,8 +468,8 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
         model: A trained :class:`~ust.model.StudentTeacher` or
             :class:`~ust.model.MultiScaleStudentTeacher`.
         val_images: ``(N, C, H, W)`` validation images, ``N >= 4``.
-        kind: Synthetic anomaly kind: ``"stroke"``, ``"blob"``, ``"paste"``
-            or ``"rotate"``.
+        kind: Synthetic anomaly kind: ``"stroke"``, ``"blob"``, ``"paste"``,
+            ``"rotate"``, ``"splice"`` or ``"swap"``.
         seed: Seeds the halves and the anomalies.
         dense: Score dense maps or the native lattice.
         components: Score components.
@@ -496,7 +499,7 @@ def synthetic_validation_auroc(model, val_images: torch.Tensor, *, kind: str = "
 def _synthetic_validation_sets(val_images: torch.Tensor, kind: str, seed: int,
                                image_size: int | tuple[int, int] | None) -> tuple[torch.Tensor, ...]:
     """The three image sets of :func:`synthetic_validation_auroc`: ``(calibration, normal, anomalous)``."""
-    from .data import GLOBAL_KINDS, SYNTHETIC_KINDS, add_synthetic_anomalies, resize_images, rotate_quarter_turns
+    from .data import GLOBAL_KINDS, SYNTHETIC_KINDS, add_synthetic_anomalies, global_anomalies, resize_images
 
     if kind not in SYNTHETIC_KINDS + GLOBAL_KINDS:
         raise ValueError(f"kind must be one of {SYNTHETIC_KINDS + GLOBAL_KINDS}; got {kind!r}.")
@@ -505,7 +508,7 @@ def _synthetic_validation_sets(val_images: torch.Tensor, kind: str, seed: int,
     order = torch.randperm(len(val_images), generator=torch.Generator().manual_seed(seed))
     calib, held = val_images[order[: len(order) // 2]], val_images[order[len(order) // 2:]]
     if kind in GLOBAL_KINDS:
-        anomalous = rotate_quarter_turns(held, seed=seed)
+        anomalous = global_anomalies(held, kind, seed=seed)
     else:
         anomalous, _ = add_synthetic_anomalies(held, kind=kind, seed=seed)
     if image_size is not None:
@@ -518,16 +521,44 @@ def _normal_then_anomalous(held: torch.Tensor, anomalous: torch.Tensor) -> torch
     return torch.cat([torch.zeros(len(held)), torch.ones(len(anomalous))])
 
 
+#: The synthetic anomalies :func:`checkpoint_aurocs` validates with unless told otherwise: strokes
+#: (a local defect) and quarter turns (a global one).
+VALIDATION_KINDS = ("stroke", "rotate")
+
+
+def validation_column(kind: str) -> str:
+    """The result column of the validation AUROC with synthetic anomalies of ``kind``.
+
+    Introduced in the book's chapter *Results*. Strokes, the first
+    validation anomaly, have the column ``val_auroc``; every other kind
+    ``val_auroc_<kind>`` (``val_auroc_rotate``, ``val_auroc_splice``, ...).
+
+    Args:
+        kind: One of :data:`~ust.data.SYNTHETIC_KINDS` or :data:`~ust.data.GLOBAL_KINDS`.
+
+    Returns:
+        The column name.
+
+    Raises:
+        ValueError: An unknown ``kind``.
+    """
+    from .data import GLOBAL_KINDS, SYNTHETIC_KINDS
+
+    if kind not in SYNTHETIC_KINDS + GLOBAL_KINDS:
+        raise ValueError(f"kind must be one of {SYNTHETIC_KINDS + GLOBAL_KINDS}; got {kind!r}.")
+    return "val_auroc" if kind == "stroke" else f"val_auroc_{kind}"
+
+
 def checkpoint_aurocs(model, data, *, seed: int = 0, image_size: int | tuple[int, int] | None = None,
-                      reduction: str = "mean") -> dict[str, float]:
+                      reduction: str = "mean", kinds: Sequence[str] = VALIDATION_KINDS) -> dict[str, float]:
     """Validation and test AUROCs of trained students, as the benchmarks in ``benchmarks/`` report them.
 
     Introduced in the book's chapter *Results* (training length, image size,
     score aggregation). The validation scores use training-class images
-    only (:func:`synthetic_validation_auroc`, with synthetic strokes and
-    with quarter turns); the test scores calibrate on all validation images
-    and score the test images exactly as :func:`run_one_class` does. The
-    model's normalisation is left as it was.
+    only (:func:`synthetic_validation_auroc`, by default with synthetic
+    strokes and with quarter turns); the test scores calibrate on all
+    validation images and score the test images exactly as
+    :func:`run_one_class` does. The model's normalisation is left as it was.
 
     Args:
         model: A trained :class:`~ust.model.StudentTeacher`.
@@ -537,22 +568,26 @@ def checkpoint_aurocs(model, data, *, seed: int = 0, image_size: int | tuple[int
         image_size: Size the model works at (the images are resized to it),
             or ``None`` for their own.
         reduction: ``"mean"`` or ``"max"`` of the map (:func:`~ust.image_score`).
+        kinds: The synthetic anomalies to validate with, each giving the
+            column :func:`validation_column` names.
 
     Returns:
-        ``{"val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"}``:
-        strokes, quarter turns, and the test AUROC of the combined score,
-        the regression error and the predictive variance.
+        ``{"val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"}``
+        with the default ``kinds``: strokes, quarter turns, and the test
+        AUROC of the combined score, the regression error and the
+        predictive variance.
 
     Raises:
-        ValueError: An unknown ``reduction``, before any network runs.
+        ValueError: An unknown ``reduction`` or ``kind``, before any network runs.
     """
     return checkpoint_aurocs_by_reduction(model, data, seed=seed, image_size=image_size,
-                                          reductions=(reduction,))[reduction]
+                                          reductions=(reduction,), kinds=kinds)[reduction]
 
 
 def checkpoint_aurocs_by_reduction(model, data, *, seed: int = 0,
                                    image_size: int | tuple[int, int] | None = None,
-                                   reductions: Sequence[str] = IMAGE_REDUCTIONS) -> dict[str, dict[str, float]]:
+                                   reductions: Sequence[str] = IMAGE_REDUCTIONS,
+                                   kinds: Sequence[str] = VALIDATION_KINDS) -> dict[str, dict[str, float]]:
     """:func:`checkpoint_aurocs` for several reductions of the map, from one pass of the networks.
 
     Introduced in the book's chapter *Results* (score aggregation). Each
@@ -567,19 +602,23 @@ def checkpoint_aurocs_by_reduction(model, data, *, seed: int = 0,
         seed: Seeds the synthetic anomalies and the validation halves.
         image_size: Size the model works at, or ``None`` for the images' own.
         reductions: Any of ``"mean"`` and ``"max"``.
+        kinds: The synthetic anomalies to validate with.
 
     Returns:
-        ``{reduction: {"val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"}}``.
+        ``{reduction: {"val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"}}``
+        with the default ``kinds`` (one ``validation_column(kind)`` per kind).
 
     Raises:
-        ValueError: An empty or unknown ``reductions``, before any network runs.
+        ValueError: An empty or unknown ``reductions``, or an unknown
+            ``kind``, before any network runs.
     """
     from .data import resize_images
     from .metrics import image_auroc
 
     _check_reductions(reductions)
+    columns = {validation_column(kind): kind for kind in kinds}
     out: dict[str, dict[str, float]] = {r: {} for r in reductions}
-    for column, kind in (("val_auroc", "stroke"), ("val_auroc_rotate", "rotate")):
+    for column, kind in columns.items():
         calib, held, anomalous = _synthetic_validation_sets(data.val, kind, seed, image_size)
         with _calibrated([model], calib):
             scores = _scores_by_reduction(model, torch.cat([held, anomalous]), ("both",), dense=False,

@@ -312,12 +312,18 @@ def wall_times(rows: Sequence[Mapping[str, Any]]):
 #: ``threads`` is the number of CPU threads the run trained with (``train_seconds`` depends on it);
 #: ``image_size`` the size the images were trained and scored at (``"28x28"``: MNIST's own).
 BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "image_size",
-                  "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "auroc", "auroc_error",
-                  "auroc_variance", "n_test", "hardware")
+                  "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "val_auroc_splice",
+                  "val_auroc_swap", "auroc", "auroc_error", "auroc_variance", "n_test", "hardware")
 
-#: The validation scores of the budget CSV: synthetic strokes (a local defect) and quarter turns
-#: (a global one); empty where a run was made before the column existed.
-BUDGET_VALIDATION = {"val_auroc": "synthetic strokes", "val_auroc_rotate": "quarter turns"}
+#: The validation scores of the budget CSV: synthetic strokes (a local defect), quarter turns,
+#: spliced images and swapped halves (global ones; :data:`ust.data.GLOBAL_KINDS`); empty where a
+#: run was made before the column existed or without that kind.
+BUDGET_VALIDATION = {"val_auroc": "synthetic strokes", "val_auroc_rotate": "quarter turns",
+                     "val_auroc_splice": "spliced images", "val_auroc_swap": "swapped halves"}
+
+#: One word for each validation score, for column headers ("steps by strokes").
+_VALIDATION_SHORT = {"val_auroc": "strokes", "val_auroc_rotate": "turns", "val_auroc_splice": "splices",
+                     "val_auroc_swap": "swaps"}
 
 #: The settings that tell one training run of the budget CSV from another (see :func:`budget_runs`).
 BUDGET_RUN = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "image_size")
@@ -523,8 +529,8 @@ def budget_plot(frame, *, tolerance: float = 0.005):
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.2 * n_cols, 3.9 * n_rows), layout="constrained",
                              squeeze=False, sharey=True)
     validation = [(column, f"validation: {name}", color, "--")
-                  for (column, name), color in zip(BUDGET_VALIDATION.items(), ("C2", "C5"))
-                  if not frame[column].isna().all()]
+                  for (column, name), color in zip(BUDGET_VALIDATION.items(), ("C2", "C5", "C6", "C9"))
+                  if column in frame and not frame[column].isna().all()]
     lines = validation + [("auroc", "test: error + variance", "C0", "-"), ("auroc_error", "test: error only", "C1", "-"),
                           ("auroc_variance", "test: variance only", "C4", ":")]
     for ax, (title, curve) in zip(axes.flat, runs):
@@ -570,7 +576,7 @@ def training_length_table(frame, *, tolerance: float = 0.005):
         validation score of :data:`BUDGET_VALIDATION` that the runs
         measured, ``"steps by <score>"`` (the chosen checkpoint) and
         ``"test by <score>"`` (the test AUROC there), with ``<score>``
-        ``strokes`` or ``turns``.
+        ``strokes``, ``turns``, ``splices`` or ``swaps``.
 
     Raises:
         ResultsError: An empty frame, several runs for one class, or classes
@@ -589,8 +595,8 @@ def training_length_table(frame, *, tolerance: float = 0.005):
     if len(checkpoints) > 1:
         raise ResultsError(f"the runs paused at different checkpoints {sorted(checkpoints)}; rerun "
                            "benchmarks/student_budget.py with the same --checkpoints for every class.")
-    measured = [(column, name.split()[-1]) for column, name in BUDGET_VALIDATION.items()
-                if not frame[column].isna().all()]
+    measured = [(column, _VALIDATION_SHORT[column]) for column in BUDGET_VALIDATION
+                if column in frame and not frame[column].isna().all()]
     rows = {}
     for label, curve in per_class:
         row = {f"{int(r['iteration'])} steps": r["auroc"] for _, r in curve.sort_values("iteration").iterrows()}

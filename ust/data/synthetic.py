@@ -10,10 +10,13 @@ digits, much as on MVTec AD's ground truth. Every changed pixel lies inside
 the mask; pixels of the region that happen to keep their value (a black
 stroke on black) still count as defective, as in hand-drawn ground truth.
 
-:func:`rotate_quarter_turns` makes the other kind of validation anomaly, a
-*global* one: the whole image turned by 90 degrees. It has no mask (every
-pixel may change) and serves image-level validation only (chapter
-*Results*, "Does a larger image help?").
+:func:`rotate_quarter_turns`, :func:`splice_halves` and :func:`swap_halves`
+make the other kind of validation anomaly, a *global* one: the whole image
+turned by 90 degrees, two normal images joined at a random cut, or the
+image's halves exchanged. They have no mask (every pixel may change) and
+serve image-level validation only (chapter *Results*, "Does a larger image
+help?" and "A harder validation anomaly"); :func:`global_anomalies` makes
+any of them by name.
 """
 
 from __future__ import annotations
@@ -23,14 +26,20 @@ import torch
 
 from .._checks import check_images
 
-__all__ = ["SYNTHETIC_KINDS", "GLOBAL_KINDS", "add_synthetic_anomalies", "rotate_quarter_turns"]
+__all__ = ["SYNTHETIC_KINDS", "GLOBAL_KINDS", "add_synthetic_anomalies", "rotate_quarter_turns", "splice_halves",
+           "swap_halves", "global_anomalies"]
 
 #: The kinds of defect :func:`add_synthetic_anomalies` draws.
 SYNTHETIC_KINDS = ("stroke", "blob", "paste")
 
 #: Anomalies that change the whole image (no defect mask), for image-level
-#: validation only: ``"rotate"`` is :func:`rotate_quarter_turns`.
-GLOBAL_KINDS = ("rotate",)
+#: validation only (:func:`global_anomalies`): ``"rotate"`` is
+#: :func:`rotate_quarter_turns`, ``"splice"`` :func:`splice_halves` and
+#: ``"swap"`` :func:`swap_halves`.
+GLOBAL_KINDS = ("rotate", "splice", "swap")
+
+# Where splice_halves cuts, relative to the side it cuts across.
+_SPLICE_CUT = (0.35, 0.65)
 
 # Sizes relative to the image side min(H, W).
 _STROKE_LENGTH = (0.25, 0.5)
@@ -206,3 +215,112 @@ def rotate_quarter_turns(images: torch.Tensor, *, seed: int = 0) -> torch.Tensor
     turned[clockwise] = torch.rot90(images[clockwise], -1, dims=(-2, -1))
     turned[~clockwise] = torch.rot90(images[~clockwise], 1, dims=(-2, -1))
     return turned
+
+
+def splice_halves(images: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
+    """Join every image to another image of the batch at a random cut: a subtle global anomaly.
+
+    Introduced in the book's chapter *Results* ("A harder validation
+    anomaly"). Image ``i`` keeps its pixels on one side of a straight cut,
+    horizontal or vertical, at 35-65 % of the side; beyond the cut it takes
+    the pixels of another image ``j != i`` of the batch. Both halves are
+    normal; only their meeting is not: a stroke that does not continue, a
+    horizon at two heights, half of one cat on half of another. Unlike a
+    quarter turn on MNIST it does not make every image obvious, and unlike
+    a stroke it changes the object, not a few pixels.
+
+    Partner, direction, cut and which image gives which side are drawn
+    from ``np.random.default_rng(seed)``: the same call gives the same
+    result.
+
+    Args:
+        images: ``(N, C, H, W)``, ``N >= 2`` (the normal images to join).
+        seed: Random seed.
+
+    Returns:
+        ``(N, C, H, W)``: spliced copies; every pixel comes from the same
+        place of one of the input images, values are not changed.
+
+    Raises:
+        ValueError: Images that are not ``(N, C, H, W)``, fewer than two
+            images, or a side shorter than 2 pixels.
+    """
+    check_images(images, name="images")
+    n, _, h, w = images.shape
+    if n < 2:
+        raise ValueError(f"splice_halves joins pairs of images and needs at least 2; got {n}.")
+    if min(h, w) < 2:
+        raise ValueError(f"splice_halves cuts the images in two and needs sides of at least 2 pixels; got {h}x{w}.")
+    rng = np.random.default_rng(seed)
+    out = images.detach().clone()
+    for i in range(n):
+        j = int(rng.integers(0, n - 1))
+        j += j >= i                                        # any image but i itself
+        vertical = bool(rng.random() < 0.5)                # a vertical cut: left and right parts
+        side = w if vertical else h
+        cut = min(max(1, int(round(rng.uniform(*_SPLICE_CUT) * side))), side - 1)
+        far = bool(rng.random() < 0.5)                     # the partner gives the part beyond the cut, or before it
+        part = slice(cut, None) if far else slice(0, cut)
+        if vertical:
+            out[i, :, :, part] = images[j, :, :, part]
+        else:
+            out[i, :, part, :] = images[j, :, part, :]
+    return out
+
+
+def swap_halves(images: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
+    """Exchange every image's halves, top with bottom, left with right, or both: a global anomaly.
+
+    Introduced in the book's chapter *Results* ("A harder validation
+    anomaly"). The image is rolled by half its side (``torch.roll``) along
+    the rows, the columns or both, drawn per image: for an even side that
+    exchanges the quadrants (top-left with bottom-left, with top-right, or
+    with bottom-right). Every patch that does not cross the seams is
+    unchanged; what changes is where things are, as with the wrong object.
+
+    Args:
+        images: ``(N, C, H, W)``, sides of at least 2 pixels.
+        seed: Random seed for the directions.
+
+    Returns:
+        ``(N, C, H, W)``: rolled copies; values are moved, not changed.
+
+    Raises:
+        ValueError: Images that are not ``(N, C, H, W)`` or a side shorter than 2 pixels.
+    """
+    check_images(images, name="images")
+    h, w = images.shape[-2:]
+    if min(h, w) < 2:
+        raise ValueError(f"swap_halves exchanges halves and needs sides of at least 2 pixels; got {h}x{w}.")
+    directions = np.random.default_rng(seed).integers(0, 3, size=len(images))   # rows, columns, both
+    out = torch.empty_like(images)
+    for d, (shift, dims) in enumerate((((h // 2,), (-2,)), ((w // 2,), (-1,)), ((h // 2, w // 2), (-2, -1)))):
+        chosen = torch.from_numpy(directions == d).to(images.device)
+        out[chosen] = torch.roll(images[chosen], shift, dims)
+    return out
+
+
+def global_anomalies(images: torch.Tensor, kind: str, *, seed: int = 0) -> torch.Tensor:
+    """The global synthetic anomaly ``kind`` of every image, by name.
+
+    Introduced in the book's chapter *Results* (validation without test data).
+
+    Args:
+        images: ``(N, C, H, W)`` normal images.
+        kind: One of :data:`GLOBAL_KINDS`: ``"rotate"``
+            (:func:`rotate_quarter_turns`), ``"splice"``
+            (:func:`splice_halves`) or ``"swap"`` (:func:`swap_halves`).
+        seed: Random seed.
+
+    Returns:
+        ``(N, C, H, W)``: the anomalous copies.
+
+    Raises:
+        ValueError: An unknown ``kind``, or images the kind cannot change
+            (see each function).
+    """
+    makers = {"rotate": rotate_quarter_turns, "splice": splice_halves, "swap": swap_halves}
+    if kind not in makers:
+        raise ValueError(f"kind must be one of {GLOBAL_KINDS}; got {kind!r}. Local defects with masks are "
+                         "drawn by add_synthetic_anomalies.")
+    return makers[kind](images, seed=seed)
