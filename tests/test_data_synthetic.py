@@ -1,9 +1,10 @@
-"""Synthetic anomalies: masks cover every change, contrasting values, reproducibility; quarter turns."""
+"""Synthetic anomalies: masks cover every change, contrasting values, reproducibility; the global kinds."""
 
 import pytest
 import torch
 
-from ust.data import SYNTHETIC_KINDS, add_synthetic_anomalies, rotate_quarter_turns
+from ust.data import (GLOBAL_KINDS, SYNTHETIC_KINDS, add_synthetic_anomalies, global_anomalies, rotate_quarter_turns,
+                      splice_halves, swap_halves)
 
 
 def _images(n=6, c=1, h=28, w=28, seed=0):
@@ -116,3 +117,80 @@ def test_quarter_turns_keep_values_repeat_with_the_seed_and_need_square_images()
         rotate_quarter_turns(_images(w=40))
     with pytest.raises(ValueError, match="4-D"):
         rotate_quarter_turns(images[0])
+
+
+def _labelled(n, c=2, h=10, w=10):
+    """Image k holds 1000 * k + its pixel's index: every output pixel tells which image and place it came from."""
+    index = torch.arange(h * w, dtype=torch.float64).reshape(1, 1, h, w)
+    return (1000.0 * torch.arange(n, dtype=torch.float64).reshape(n, 1, 1, 1) + index).expand(n, c, h, w).clone()
+
+
+def test_splice_halves_joins_each_image_to_another_at_one_straight_cut():
+    n, h, w = 40, 10, 10
+    images = _labelled(n, h=h, w=w)
+    out = splice_halves(images, seed=3)
+    assert out.shape == images.shape and torch.equal(out[:, 0], out[:, 1]), "all channels alike"
+    source, place = (out[:, 0] // 1000).long(), out[:, 0] % 1000
+    assert torch.equal(place, images[:, 0] % 1000), "every pixel stays where it was"
+    directions, far_sides = set(), set()
+    for i in range(n):
+        own = source[i] == i
+        partners = source[i][~own].unique()
+        assert len(partners) == 1 and partners.item() != i, "one other image gives the rest"
+        rows, cols = own.all(1), own.all(0)                # the cut is straight: whole rows or whole columns
+        horizontal = torch.equal(own, rows[:, None].expand(h, w))
+        vertical = torch.equal(own, cols[None, :].expand(h, w))
+        assert horizontal != vertical, i
+        kept = rows if horizontal else cols
+        cut = int(kept.sum()) if kept[0] else int((~kept).sum())      # pixels before the cut
+        assert torch.equal(kept, torch.arange(len(kept)) < cut) or torch.equal(kept, torch.arange(len(kept)) >= cut)
+        assert round(0.35 * 10) <= cut <= round(0.65 * 10), cut        # at 35-65 % of the side
+        directions.add(horizontal)
+        far_sides.add(bool(kept[0]))
+    assert directions == {True, False} and far_sides == {True, False}, "both cuts, both sides occur"
+    assert torch.equal(splice_halves(images, seed=3), out)
+    assert not torch.equal(splice_halves(images, seed=4), out)
+
+
+def test_splice_halves_refuses_one_image_and_one_pixel_sides():
+    with pytest.raises(ValueError, match="needs at least 2; got 1"):
+        splice_halves(_images(n=1))
+    with pytest.raises(ValueError, match="sides of at least 2 pixels; got 1x5"):
+        splice_halves(_images(h=1, w=5))
+
+
+def test_swap_halves_by_hand():
+    image = torch.tensor([[1.0, 2.0], [3.0, 4.0]])[None, None].expand(60, 3, 2, 2).clone()
+    out = swap_halves(image, seed=0)
+    rows, cols, both = (torch.tensor(t) for t in ([[3.0, 4.0], [1.0, 2.0]], [[2.0, 1.0], [4.0, 3.0]],
+                                                  [[4.0, 3.0], [2.0, 1.0]]))
+    kinds = torch.stack([(out == t).flatten(1).all(1) for t in (rows, cols, both)])   # (3, 60)
+    assert (kinds.sum(0) == 1).all(), "every image is swapped in exactly one of the three ways"
+    assert (kinds.sum(1) > 10).all(), "all three ways occur"
+    assert torch.equal(swap_halves(out, seed=0), image), "a half roll twice, the same way, is no change"
+
+
+def test_swap_halves_exchanges_quadrants_and_handles_odd_sides():
+    images = _images(n=12, c=3, h=8, w=8)
+    out = swap_halves(images, seed=1)
+    q = lambda x, r, c: x[..., 4 * r:4 * r + 4, 4 * c:4 * c + 4]   # noqa: E731 (quadrant r, c)
+    for i in range(12):
+        moved = {(r, c): next((rr, cc) for rr in range(2) for cc in range(2)
+                              if torch.equal(q(out[i], r, c), q(images[i], rr, cc))) for r in range(2) for c in range(2)}
+        assert sorted(moved.values()) == sorted(moved), "the four quadrants, permuted"
+        assert moved != {k: k for k in moved}, "and never left in place"
+    odd = _images(n=5, h=7, w=9)
+    swapped = swap_halves(odd, seed=2)
+    assert torch.equal(swapped.flatten(1).sort(1).values, odd.flatten(1).sort(1).values), "values only move"
+    with pytest.raises(ValueError, match="sides of at least 2 pixels; got 28x1"):
+        swap_halves(_images(w=1))
+
+
+@pytest.mark.parametrize("kind, make", [("rotate", rotate_quarter_turns), ("splice", splice_halves),
+                                        ("swap", swap_halves)])
+def test_global_anomalies_by_name(kind, make):
+    images = _images(n=6, c=3)
+    assert kind in GLOBAL_KINDS
+    assert torch.equal(global_anomalies(images, kind, seed=7), make(images, seed=7))
+    with pytest.raises(ValueError, match=r"kind must be one of \('rotate', 'splice', 'swap'\).*add_synthetic_anomalies"):
+        global_anomalies(images, "stroke")

@@ -395,6 +395,29 @@ def test_checkpoint_aurocs_equal_the_separate_calls_for_each_reduction():
     assert model.normalization is kept
 
 
+def test_checkpoint_aurocs_validate_with_the_kinds_asked():
+    """Each kind gives its own column, equal to synthetic_validation_auroc; the test side does not change."""
+    splits = _splits(n_train=60, n_test=10, size=12)
+    data = one_class_split(splits, 2, channels=3, seed=1)
+    model = train_students(_teachers(17)[17], data.train, seed=1, **FAST).model
+    model.calibrate(data.val[:2])
+    got = ex.checkpoint_aurocs(model, data, seed=4, kinds=("splice", "swap", "stroke"))
+    assert set(got) == {"val_auroc_splice", "val_auroc_swap", "val_auroc", "auroc", "auroc_error", "auroc_variance"}
+    for kind in ("splice", "swap", "stroke"):
+        assert got[ex.validation_column(kind)] == pytest.approx(
+            ex.synthetic_validation_auroc(model, data.val, kind=kind, seed=4), abs=1e-12), kind
+    default = ex.checkpoint_aurocs(model, data, seed=4)
+    assert set(default) == {"val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"}
+    assert {k: default[k] for k in got if k in default} == {k: got[k] for k in got if k in default}
+
+
+def test_validation_column_names():
+    assert [ex.validation_column(k) for k in ("stroke", "rotate", "splice", "swap", "blob")] == [
+        "val_auroc", "val_auroc_rotate", "val_auroc_splice", "val_auroc_swap", "val_auroc_blob"]
+    with pytest.raises(ValueError, match=r"kind must be one of .*'swap'\); got 'tilt'"):
+        ex.validation_column("tilt")
+
+
 @pytest.mark.parametrize("reductions", [("median",), ("mean", "sum"), ()])
 def test_checkpoint_aurocs_refuse_an_unknown_reduction_before_any_network_runs(monkeypatch, reductions):
     splits = _splits(n_train=20, n_test=4, size=12)
@@ -408,6 +431,8 @@ def test_checkpoint_aurocs_refuse_an_unknown_reduction_before_any_network_runs(m
     monkeypatch.setattr(model, "calibrate", no_network)
     with pytest.raises(ValueError, match=r"reduction must be one of \('mean', 'max'\)"):
         ex.checkpoint_aurocs_by_reduction(model, data, reductions=reductions)
+    with pytest.raises(ValueError, match=r"kind must be one of .*got 'tilt'"):
+        ex.checkpoint_aurocs_by_reduction(model, data, kinds=("stroke", "tilt"))
     if len(reductions) == 1:
         with pytest.raises(ValueError, match="reduction must be one of"):
             ex.checkpoint_aurocs(model, data, reduction=reductions[0])

@@ -252,6 +252,40 @@ def test_training_length_table_reports_each_checkpoint_and_the_validation_choice
         training_length_table(pd.DataFrame(columns=BUDGET_COLUMNS))
 
 
+def test_validation_judges_by_hand():
+    """Direction agreement, the test AUROC at each score's choice, and the regret, on two hand-made classes."""
+    import pandas as pd
+
+    from ust.report import validation_judges
+
+    # _budget_rows: auroc = v - 0.1, val_auroc = v, val_auroc_rotate = v - 0.2 (both move with the test AUROC)
+    rows = _budget_rows(8, [(100, 0.80), (400, 0.90), (800, 0.903)]) + _budget_rows(1, [(100, 0.95), (400, 0.94),
+                                                                                         (800, 0.96)])
+    for row, splice in zip(rows, (0.6, 0.55, 0.7, 0.5, 0.6, 0.6)):
+        row.update(val_auroc_splice=splice, val_auroc_swap=0.9)       # the swaps saturated: never move
+    judges = validation_judges(pd.DataFrame(rows))
+    assert list(judges.index) == ["synthetic strokes", "quarter turns", "spliced images", "swapped halves"]
+    assert list(judges.columns) == ["val at 100 steps", "val at 400 steps", "val at 800 steps", "same direction",
+                                    "test at choice", "regret"]
+    assert judges.loc["synthetic strokes", "val at 100 steps"] == pytest.approx((0.80 + 0.95) / 2)
+    assert judges.loc["spliced images", "val at 400 steps"] == pytest.approx((0.55 + 0.60) / 2)
+    assert judges["same direction"].tolist() == [1.0, 1.0, 0.25, 0.0]
+    # strokes: 400 steps for the 8 (0.90 within 0.005 of 0.903), 800 for the 1; splices: 800 and 400; swaps: 100
+    assert judges["test at choice"].tolist() == pytest.approx([0.83, 0.83, (0.803 + 0.84) / 2, (0.70 + 0.85) / 2])
+    assert judges["regret"].tolist() == pytest.approx([0.0015, 0.0015, 0.01, (0.103 + 0.01) / 2])
+    partial = validation_judges(pd.DataFrame([dict(r, val_auroc_swap=float("nan")) if i == 2 else r
+                                              for i, r in enumerate(rows)]))
+    assert "swapped halves" not in partial.index                       # not measured everywhere: not judged
+    with pytest.raises(ResultsError, match="needs at least two; got \\[100\\]"):
+        validation_judges(pd.DataFrame([rows[0], rows[3]]))
+    with pytest.raises(ResultsError, match="no validation score was measured at every checkpoint"):
+        validation_judges(pd.DataFrame([dict(r, val_auroc=float("nan"), val_auroc_rotate=float("nan"),
+                                             val_auroc_splice=float("nan"), val_auroc_swap=float("nan"))
+                                        for r in rows]))
+    with pytest.raises(ResultsError, match="different checkpoints"):
+        validation_judges(pd.DataFrame(rows[:5]))
+
+
 def test_spread_labels_moves_only_labels_that_would_overlap():
     import pandas as pd
 

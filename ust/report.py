@@ -24,6 +24,7 @@ __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_se
            "class_bars", "wall_times", "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION",
            "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
+           "validation_judges",
            "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
            "aggregation_table"]
 
@@ -555,6 +556,83 @@ def budget_plot(frame, *, tolerance: float = 0.005):
     return fig
 
 
+def _one_run_per_class(frame, caller: str):
+    """``frame`` grouped by class, checked to hold one training run per class, all with the same checkpoints."""
+    if frame.empty:
+        raise ResultsError(f"{caller} needs at least one run.")
+    runs = frame.apply(budget_run_key, axis=1).groupby(frame["normal_class"]).nunique()
+    if (runs > 1).any():
+        raise ResultsError(f"classes {sorted(runs[runs > 1].index.tolist())} have several training runs; pass one "
+                           "run per class (select one batch size, image size and patch size first).")
+    per_class = frame.groupby("normal_class", sort=False)
+    checkpoints = {tuple(sorted(curve["iteration"])) for _, curve in per_class}
+    if len(checkpoints) > 1:
+        raise ResultsError(f"the runs paused at different checkpoints {sorted(checkpoints)}; rerun "
+                           "benchmarks/student_budget.py with the same --checkpoints for every class.")
+    return per_class
+
+
+def validation_judges(frame, *, tolerance: float = 0.005):
+    """How well each validation anomaly judges training length, measured against the test AUROC.
+
+    Introduced in the book's chapter *Results* ("A harder validation
+    anomaly"). A validation score is only useful if it moves with the test
+    AUROC: rises when training helps, stays when it does not. For each
+    validation score of :data:`BUDGET_VALIDATION` measured at every
+    checkpoint of every class, over the classes of ``frame``:
+
+    * ``"val at <n> steps"``: its mean over the classes at each checkpoint
+      (near 0.5: it cannot tell the anomalies from normal images; near 1
+      early on: saturated, it has nothing left to say);
+    * ``"same direction"``: the fraction of consecutive checkpoint pairs,
+      over all classes, in which it and the test AUROC change in the same
+      direction (both up, both down, or both unchanged);
+    * ``"test at choice"``: the mean test AUROC at the checkpoint it
+      chooses (:func:`choose_by_validation`);
+    * ``"regret"``: the mean over classes of the best test AUROC of any
+      checkpoint minus the one at its choice (0: it always chose the best
+      checkpoint there was).
+
+    The test AUROC judges the validation scores here; it never chooses.
+
+    Args:
+        frame: From :func:`read_budget`, one training run per class, all
+            with the same (at least two) checkpoints.
+        tolerance: See :func:`choose_by_validation`.
+
+    Returns:
+        A :class:`pandas.DataFrame` with one row per validation score
+        (index: its name in :data:`BUDGET_VALIDATION`) and the columns above.
+
+    Raises:
+        ResultsError: An empty frame, several runs for one class, classes
+            with different checkpoints, fewer than two checkpoints, or no
+            validation score measured at every checkpoint.
+    """
+    import pandas as pd
+
+    per_class = _one_run_per_class(frame, "validation_judges")
+    steps = sorted(int(n) for n in frame["iteration"].unique())
+    if len(steps) < 2:
+        raise ResultsError(f"validation_judges compares checkpoints and needs at least two; got {steps}.")
+    complete = [c for c in BUDGET_VALIDATION if c in frame and frame[c].notna().all()]
+    if not complete:
+        raise ResultsError("no validation score was measured at every checkpoint of every class; run "
+                           "benchmarks/student_budget.py with --validation for all of them.")
+    curves = [curve.sort_values("iteration") for _, curve in per_class]
+    rows = {}
+    for column in complete:
+        row = {f"val at {n} steps": frame.loc[frame["iteration"] == n, column].mean() for n in steps}
+        same = [np.sign(np.diff(curve[column].to_numpy())) == np.sign(np.diff(curve["auroc"].to_numpy()))
+                for curve in curves]
+        chosen = [choose_by_validation(curve, tolerance, column)["auroc"] for curve in curves]
+        row["same direction"] = float(np.concatenate(same).mean())
+        row["test at choice"] = float(np.mean(chosen))
+        row["regret"] = float(np.mean([curve["auroc"].max() - c for curve, c in zip(curves, chosen)]))
+        rows[BUDGET_VALIDATION[column]] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def training_length_table(frame, *, tolerance: float = 0.005):
     """Test AUROC of every class at each checkpoint, and at the checkpoint each validation score chooses.
 
@@ -584,17 +662,7 @@ def training_length_table(frame, *, tolerance: float = 0.005):
     """
     import pandas as pd
 
-    if frame.empty:
-        raise ResultsError("training_length_table needs at least one run.")
-    runs = frame.apply(budget_run_key, axis=1).groupby(frame["normal_class"]).nunique()
-    if (runs > 1).any():
-        raise ResultsError(f"classes {sorted(runs[runs > 1].index.tolist())} have several training runs; pass one "
-                           "run per class (select one batch size, image size and patch size first).")
-    per_class = frame.groupby("normal_class", sort=False)
-    checkpoints = {tuple(sorted(curve["iteration"])) for _, curve in per_class}
-    if len(checkpoints) > 1:
-        raise ResultsError(f"the runs paused at different checkpoints {sorted(checkpoints)}; rerun "
-                           "benchmarks/student_budget.py with the same --checkpoints for every class.")
+    per_class = _one_run_per_class(frame, "training_length_table")
     measured = [(column, _VALIDATION_SHORT[column]) for column in BUDGET_VALIDATION
                 if column in frame and not frame[column].isna().all()]
     rows = {}
