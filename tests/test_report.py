@@ -8,11 +8,11 @@ import pytest
 
 from ust._io import is_missing
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
-from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, RESULTS_DIR, ResultsError, aggregation_table, auroc_table,
+from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_VALIDATION, RESULTS_DIR, ResultsError, aggregation_table, auroc_table,
                         baseline_table, budget_plot, budget_run_key, budget_runs, check_complete, choose_by_validation,
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_table, teacher_ablation,
-                        training_length_plot, training_length_table, wall_times)
+                        training_length_plot, training_length_table, validation_judges, wall_times)
 
 
 def _row(label, seed, scale, comp, auroc):
@@ -256,8 +256,6 @@ def test_validation_judges_by_hand():
     """Direction agreement, the test AUROC at each score's choice, and the regret, on two hand-made classes."""
     import pandas as pd
 
-    from ust.report import validation_judges
-
     # _budget_rows: auroc = v - 0.1, val_auroc = v, val_auroc_rotate = v - 0.2 (both move with the test AUROC)
     rows = _budget_rows(8, [(100, 0.80), (400, 0.90), (800, 0.903)]) + _budget_rows(1, [(100, 0.95), (400, 0.94),
                                                                                          (800, 0.96)])
@@ -384,8 +382,8 @@ def test_student_budget_csv():
     for _, curve in budget_runs(frame):
         assert curve["iteration"].is_monotonic_increasing and curve["train_seconds"].is_monotonic_increasing
     assert frame[["val_auroc", "auroc", "auroc_error", "auroc_variance"]].notna().all().all()
-    scores = frame[["val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance"]]
-    assert (scores.isna() | scores.ge(0) & scores.le(1)).all().all()          # val_auroc_rotate: empty before it existed
+    scores = frame[list(BUDGET_VALIDATION) + ["auroc", "auroc_error", "auroc_variance"]]
+    assert (scores.isna() | scores.ge(0) & scores.le(1)).all().all()          # later validation scores: empty before
     assert frame["image_size"].str.fullmatch(r"\d+x\d+").all()
     assert frame["hardware"].str.fullmatch(r"(cpu|cuda): .+").all()            # every run names its machine
 
@@ -453,6 +451,21 @@ def test_training_length_csv_covers_every_class_and_starts_at_the_fast_protocol(
         first = {r["normal_class"]: r["auroc"] for r in rows
                  if (r["scale"], r["seed"], r["components"]) == ("33", 0, "both")}
         assert table["100 steps"].drop("mean").to_dict() == pytest.approx(first, abs=1e-12), dataset
+    # MNIST validated with strokes and quarter turns, CIFAR-10 with all four anomalies, at every pause
+    assert list(validation_judges(frame[frame["dataset"] == "mnist"]).index) == ["synthetic strokes", "quarter turns"]
+    assert list(validation_judges(frame[frame["dataset"] == "cifar10"]).index) == list(BUDGET_VALIDATION.values())
+
+
+def test_training_length_csv_agrees_with_the_budget_runs_of_the_same_settings():
+    """A run in both files (same settings, same CPU) has the same AUROCs at the pauses they share."""
+    length = read_budget(RESULTS_DIR / "training_length.csv")
+    budget = read_budget(RESULTS_DIR / "student_budget.csv")
+    keys = BUDGET_RUN + ("iteration", "hardware")
+    shared = length.merge(budget, on=list(keys), suffixes=("", " budget"))
+    assert len(shared) >= 4, "the digit 8 (100, 400, 800 steps) and the airplanes (100, 400, 800) are in both"
+    assert {(r["dataset"], r["normal_class"]) for _, r in shared.iterrows()} == {("mnist", 8), ("cifar10", 0)}
+    for score in ("val_auroc", "auroc", "auroc_error", "auroc_variance"):
+        assert (shared[score] == shared[f"{score} budget"]).all(), score
 
 
 def test_dense_extraction_csv():

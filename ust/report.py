@@ -747,7 +747,8 @@ def training_length_plot(tables: Mapping[str, Any], references: Mapping[str, Map
         ax.set_ylabel("test image AUROC")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="lower right")
+        # below the panel: inside it, the legend would cover the labels of the lowest classes
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     return fig
 
 
