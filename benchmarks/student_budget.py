@@ -56,13 +56,16 @@ import time
 import torch
 
 import ust
-from ust.data import one_class_split, resize_images
+from ust.data import GLOBAL_KINDS, one_class_split, resize_images
 from ust.experiments import (VALIDATION_KINDS, checkpoint_aurocs, hardware_description, parse_classes,
                              validation_column, write_rows)
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
 
 from _common import start, student_parser  # benchmarks/_common.py: the options both student benchmarks share
+
+#: Every validation anomaly the budget CSV has a column for (ust.report.BUDGET_VALIDATION).
+KINDS = ("stroke",) + GLOBAL_KINDS
 
 
 def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int], n_students: int, batch_size: int,
@@ -112,8 +115,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None,
                         help="resize the images to SxS (default: keep their size, 28x28 for MNIST)")
     parser.add_argument("--tolerance", type=float, default=0.005)
-    parser.add_argument("--validation", nargs="+", default=["stroke", "rotate", "splice", "swap"],
-                        choices=["stroke", "rotate", "splice", "swap"],
+    parser.add_argument("--validation", nargs="+", default=list(KINDS), choices=KINDS,
                         help="synthetic anomalies to validate with (strokes choose the printed checkpoint)")
     args = parser.parse_args()
     if args.out and args.seed != 0:

@@ -252,6 +252,15 @@ def test_training_length_table_reports_each_checkpoint_and_the_validation_choice
         training_length_table(pd.DataFrame(columns=BUDGET_COLUMNS))
 
 
+def test_budget_validation_columns_are_the_anomaly_kinds():
+    """One budget column per kind that benchmarks/student_budget.py can validate with, named by validation_column."""
+    from ust.data import GLOBAL_KINDS
+    from ust.experiments import validation_column
+
+    assert list(BUDGET_VALIDATION) == [validation_column(k) for k in ("stroke",) + GLOBAL_KINDS]
+    assert set(BUDGET_VALIDATION) <= set(BUDGET_COLUMNS)
+
+
 def test_validation_judges_by_hand():
     """Direction agreement, the test AUROC at each score's choice, and the regret, on two hand-made classes."""
     import pandas as pd
