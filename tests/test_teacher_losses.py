@@ -118,3 +118,51 @@ def test_teacher_loss_errors():
         ust.teacher_loss()
     with pytest.raises(ValueError, match="weights must be >= 0"):
         ust.teacher_loss(distillation=torch.tensor(1.0), lambda_k=-1)
+
+
+# --- distillation_floor and refit_distillation_loss: judging a trained teacher --------------------------------
+
+def test_distillation_floor_by_hand():
+    # two orthogonal directions with variances 0.5 and 0.125 (covariance divides by N = 4)
+    features = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.5], [0.0, -0.5]]) + torch.tensor([3.0, -2.0])
+    assert ust.distillation_floor(features, 0).item() == pytest.approx(0.625)   # the total variance
+    assert ust.distillation_floor(features, 1).item() == pytest.approx(0.125)   # the smaller direction is lost
+    assert ust.distillation_floor(features, 2).item() == pytest.approx(0.0, abs=1e-12)
+    assert ust.distillation_floor(features, 5).item() == pytest.approx(0.0, abs=1e-12)
+    rotation = torch.tensor([[0.6, -0.8], [0.8, 0.6]])
+    assert ust.distillation_floor(features @ rotation, 1).item() == pytest.approx(0.125)
+
+
+def test_refit_distillation_loss_by_hand():
+    # fitted on two patches: D(x) = 2x; on the evaluated ones the errors are 1 and 0
+    fit = (torch.tensor([[0.0], [1.0]]), torch.tensor([[0.0], [2.0]]))
+    loss = ust.refit_distillation_loss(torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [2.0]]), fit=fit)
+    assert loss.item() == pytest.approx(0.5)
+    # features that are an affine map of the descriptors are decoded exactly, held out or not
+    gen = torch.Generator().manual_seed(0)
+    d, a, b = torch.randn(40, 3, generator=gen), torch.randn(3, 6, generator=gen), torch.randn(6, generator=gen)
+    assert ust.refit_distillation_loss(d[20:], d[20:] @ a + b, fit=(d[:20], d[:20] @ a + b)).item() < 1e-10
+    assert ust.refit_distillation_loss(d.reshape(40, 3, 1, 1), d @ a + b).item() < 1e-10
+
+
+def test_refit_reaches_the_floor_only_with_the_principal_components():
+    gen = torch.Generator().manual_seed(1)
+    features = torch.randn(200, 8, generator=gen) @ torch.randn(8, 8, generator=gen) + 5
+    floor = ust.distillation_floor(features, 3).item()
+    centred = (features - features.mean(0)).double()
+    principal = torch.linalg.eigh(centred.T @ centred).eigenvectors[:, -3:]       # the 3 largest
+    assert ust.refit_distillation_loss(centred @ principal, features).item() == pytest.approx(floor, rel=1e-9)
+    for _ in range(5):                                                               # any other 3-d code is worse
+        other = features @ torch.randn(8, 3, generator=gen)
+        assert ust.refit_distillation_loss(other, features).item() > floor
+
+
+def test_distillation_floor_and_refit_refuse_bad_shapes():
+    with pytest.raises(ValueError, match=r"\(N, F\)"):
+        ust.distillation_floor(torch.zeros(5), 1)
+    with pytest.raises(ValueError, match="out_dim"):
+        ust.distillation_floor(torch.zeros(5, 3), -1)
+    with pytest.raises(ValueError, match="N = 4"):
+        ust.refit_distillation_loss(torch.zeros(3, 2), torch.zeros(4, 5))
+    with pytest.raises(ValueError, match="fit patches"):
+        ust.refit_distillation_loss(torch.zeros(4, 2), torch.zeros(4, 5), fit=(torch.zeros(4, 3), torch.zeros(4, 5)))

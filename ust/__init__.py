@@ -13,6 +13,8 @@ L_k, knowledge distillation (Eq. 1)    :func:`knowledge_distillation_loss`
 L_m, metric learning (Eqs. 2-4)        :func:`metric_learning_loss`
 L_c, compactness (Eq. 5)               :func:`descriptor_compactness_loss`
 Teacher loss (Eq. 6)                   :func:`teacher_loss`
+Floor of L_k for d channels (Eq. 1)    :func:`distillation_floor`
+L_k with a refitted decoder (Eq. 1)    :func:`refit_distillation_loss`
 Target normalisation (Sec. 3.2)        :func:`normalize_descriptors`
 Student loss (Eq. 8)                   :func:`student_regression_loss`
 Ensemble mean (Eq. 9)                  :func:`ensemble_mean`
@@ -55,8 +57,10 @@ from .teacher_losses import (
     DistillationDecoder,
     correlation_matrix,
     descriptor_compactness_loss,
+    distillation_floor,
     knowledge_distillation_loss,
     metric_learning_loss,
+    refit_distillation_loss,
     teacher_loss,
 )
 from . import baselines, data, experiments, metrics, notebook, plotting  # noqa: F401  (subpackages, for `import ust`)
@@ -70,6 +74,7 @@ __all__ = [
     "DensePatchNet", "naive_dense_descriptors", "extract_patches", "PADDING_MODES", "DENSE_METHODS",
     "DistillationDecoder", "knowledge_distillation_loss", "metric_learning_loss", "correlation_matrix",
     "descriptor_compactness_loss", "teacher_loss", "COMPACTNESS_PENALTIES",
+    "distillation_floor", "refit_distillation_loss",
     "ChannelStatistics", "normalize_descriptors", "student_regression_loss", "make_students",
     "ensemble_mean", "regression_error", "predictive_variance", "ScoreNormalization", "anomaly_score",
     "fuse_scales", "image_score", "SCORE_COMPONENTS", "IMAGE_REDUCTIONS",

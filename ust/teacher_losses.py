@@ -13,6 +13,16 @@ the teacher :math:`\\hat T` with up to three losses; each is one function here:
   off-diagonal entries of the descriptors' ``d x d`` correlation matrix;
 * :func:`teacher_loss`: their weighted sum (Eq. 6).
 
+Two measurements of :math:`\\mathcal L_k` judge a trained teacher (chapter
+*Results*, "Is the teacher the bottleneck?"):
+
+* :func:`distillation_floor`: the least :math:`\\mathcal L_k` that any
+  ``d``-dimensional descriptor with an affine decoder can reach on given
+  features (the ceiling that ``d`` alone sets);
+* :func:`refit_distillation_loss`: :math:`\\mathcal L_k` of a teacher's
+  descriptors with the best affine decoder refitted by least squares (the
+  decoder is dropped after pretraining).
+
 Descriptors are ``(B, d)`` matrices (use :meth:`ust.PatchNet.describe`, or
 pass the ``(B, d, 1, 1)`` network output; dense maps ``(B, d, H, W)`` are
 accepted where noted, each pixel counting as one descriptor).
@@ -32,6 +42,8 @@ __all__ = [
     "correlation_matrix",
     "descriptor_compactness_loss",
     "teacher_loss",
+    "distillation_floor",
+    "refit_distillation_loss",
     "COMPACTNESS_PENALTIES",
 ]
 
@@ -225,3 +237,86 @@ def teacher_loss(*, distillation: torch.Tensor | None = None, metric: torch.Tens
         raise ValueError("teacher_loss needs at least one term with a positive weight "
                          "(distillation=..., metric=... or compactness=...).")
     return total
+
+
+def _feature_matrix(features: torch.Tensor, name: str) -> torch.Tensor:
+    if features.dim() != 2 or features.shape[0] < 2:
+        raise ValueError(f"{name} must be (N, F) with N >= 2 patches; got shape {tuple(features.shape)}.")
+    return features.double()
+
+
+def distillation_floor(features: torch.Tensor, out_dim: int) -> torch.Tensor:
+    """The least distillation loss :math:`\\mathcal L_k` (Eq. 1) a ``d``-dimensional teacher can reach.
+
+    Eq. 1 decodes a ``d``-dimensional descriptor with a linear layer ``D``
+    (with bias, :class:`DistillationDecoder`), so ``D(T(p))`` lies in a
+    ``d``-dimensional affine subspace of the ``F``-dimensional feature
+    space, whatever the teacher. The mean squared distance of the features
+    to their best such subspace is the sum of the ``F - d`` smallest
+    eigenvalues of their covariance (Eckart-Young-Mirsky: the subspace of
+    the ``d`` principal components). No teacher, however long trained,
+    gets below it on these patches; a teacher whose :math:`\\mathcal L_k`
+    stays far above it is limited by its training or its network, not by
+    ``d``.
+
+    Args:
+        features: ``(N, F)`` features ``P(p)`` of ``N`` patches (standardised
+            as the teacher saw them, see :func:`~ust.training.pretrain_teacher`).
+        out_dim: The descriptor dimension ``d`` (``0`` gives the total variance).
+
+    Returns:
+        Scalar (float64): the floor of the batch mean of Eq. 1 on these
+        patches; the covariance divides by ``N``, as the loss averages over
+        the batch.
+
+    Raises:
+        ValueError: Not ``(N, F)`` with ``N >= 2``, or ``out_dim < 0``.
+    """
+    x = _feature_matrix(features, "features")
+    if out_dim < 0:
+        raise ValueError(f"out_dim must be >= 0; got {out_dim}.")
+    centred = x - x.mean(0)
+    eigenvalues = torch.linalg.eigvalsh(centred.T @ centred / len(x))       # ascending
+    tail = eigenvalues[:max(0, x.shape[1] - out_dim)]
+    return tail.clamp_min(0).sum()
+
+
+def refit_distillation_loss(descriptors: torch.Tensor, features: torch.Tensor, *,
+                            fit: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """The distillation loss :math:`\\mathcal L_k` (Eq. 1) of descriptors, with the best decoder refitted.
+
+    The decoder ``D`` is discarded after pretraining (Sec. 3.1). To measure
+    how much of the pretrained network's features a teacher's descriptors
+    still carry, this fits the best affine ``D`` by least squares, on the
+    ``fit`` patches when given (an honest, held-out measure) or else on the
+    evaluated patches themselves (in-sample, never above the loss of the
+    decoder the teacher trained with on those patches).
+
+    Args:
+        descriptors: ``(N, d)`` (or ``(N, d, 1, 1)``) teacher descriptors of ``N`` patches.
+        features: ``(N, F)`` features ``P(p)`` of the same patches.
+        fit: Optional ``(descriptors, features)`` of other patches, ``(M, d)``
+            and ``(M, F)``, to fit ``D`` on.
+
+    Returns:
+        Scalar (float64): the batch mean of Eq. 1 on the evaluated patches.
+
+    Raises:
+        ValueError: Mismatched shapes or fewer than two patches.
+    """
+    def pair(d: torch.Tensor, f: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        d = d.flatten(1).double() if d.dim() == 4 else d.double()
+        f = _feature_matrix(f, f"{name} features")
+        if d.dim() != 2 or d.shape[0] != f.shape[0]:
+            raise ValueError(f"{name}: descriptors must be (N, d) for the N = {f.shape[0]} feature rows; "
+                             f"got shape {tuple(d.shape)}.")
+        return torch.cat([d, torch.ones(len(d), 1, dtype=d.dtype)], 1), f     # the bias as a constant input
+
+    x, y = pair(descriptors, features, "evaluated")
+    fit_x, fit_y = pair(*fit, "fit") if fit is not None else (x, y)
+    if fit_x.shape[1] != x.shape[1] or fit_y.shape[1] != y.shape[1]:
+        raise ValueError(f"fit patches must have the evaluated patches' d and F; got "
+                         f"{tuple(fit_x.shape[1:])}/{tuple(fit_y.shape[1:])} against {tuple(x.shape[1:])}/{tuple(y.shape[1:])} "
+                         "(d + 1 with the bias).")
+    weights = torch.linalg.lstsq(fit_x, fit_y, driver="gelsd").solution
+    return (x @ weights - y).square().sum(1).mean()
