@@ -4,7 +4,9 @@
         --out book/results/student_budget.csv
 
 One training run per class (the fast protocol's settings by default: shipped
-``p = 33`` teacher, ``M = 3``, batches of 8, Adam at 1e-3). At each checkpoint
+``p = 33`` teacher, ``M = 3``, batches of 8, Adam at 1e-3; ``--teacher`` takes
+another, e.g. a checkpoint of ``python -m ust pretrain-teacher``, named in the
+``teacher`` column). At each checkpoint
 the run pauses, and on the *same* students it measures
 
 * ``val_auroc``: :func:`ust.experiments.synthetic_validation_auroc`, normal
@@ -59,6 +61,7 @@ import ust
 from ust.data import GLOBAL_KINDS, one_class_split, resize_images
 from ust.experiments import (VALIDATION_KINDS, checkpoint_aurocs, hardware_description, parse_classes,
                              validation_column, write_rows)
+from ust.cli import _teacher as teacher_from_spec       # a checkpoint path or pretrained:P[:variant], as in the CLI
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
 
@@ -68,11 +71,10 @@ from _common import start, student_parser  # benchmarks/_common.py: the options 
 KINDS = ("stroke",) + GLOBAL_KINDS
 
 
-def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int], n_students: int, batch_size: int,
-                 lr: float, max_test: int, seed: int, progress: bool, image_size: int | None = None,
+def budget_curve(splits, label: int, *, teacher: ust.PatchNet, checkpoints: list[int], n_students: int,
+                 batch_size: int, lr: float, max_test: int, seed: int, progress: bool, image_size: int | None = None,
                  kinds: tuple[str, ...] = VALIDATION_KINDS) -> list[dict]:
     """Train once and evaluate at every checkpoint; see the module docstring."""
-    teacher = ust.pretrained_teacher(patch_size)
     data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed)
     # resized here for training only: checkpoint_aurocs takes the native-size images, so that the synthetic
     # validation draws its defects before the resize (see the module docstring)
@@ -89,7 +91,8 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
             return
         pause = time.perf_counter()
         trained = pause - start - paused
-        row = dict(dataset=splits.name, normal_class=label, patch_size=patch_size, n_students=n_students,
+        row = dict(dataset=splits.name, normal_class=label, patch_size=teacher.patch_size, teacher=teacher.name,
+                   n_students=n_students,
                    batch_size=batch_size, lr=lr, threads=torch.get_num_threads(), image_size=size, iteration=step,
                    train_seconds=round(trained, 1),
                    **checkpoint_aurocs(model, data, seed=seed, image_size=image_size, kinds=kinds),
@@ -111,10 +114,14 @@ def budget_curve(splits, label: int, *, patch_size: int, checkpoints: list[int],
 
 def main() -> None:
     parser = student_parser(__doc__, classes=["8"], out_help="class and checkpoint")
+    parser.set_defaults(patch_size=None)                # 33, unless --teacher sets it
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100, 200, 400, 800, 1600])
     parser.add_argument("--image-size", type=int, default=None,
                         help="resize the images to SxS (default: keep their size, 28x28 for MNIST)")
     parser.add_argument("--tolerance", type=float, default=0.005)
+    parser.add_argument("--teacher", default=None, metavar="PATH",
+                        help="a teacher checkpoint (python -m ust pretrain-teacher), or pretrained:P[:variant] "
+                             "(default: the shipped teacher of --patch-size)")
     parser.add_argument("--validation", nargs="+", default=list(KINDS), choices=KINDS,
                         help="synthetic anomalies to validate with (strokes choose the printed checkpoint)")
     args = parser.parse_args()
@@ -123,11 +130,15 @@ def main() -> None:
                          "Run other seeds without --out.")
     if "stroke" not in args.validation:
         raise SystemExit("--validation must include 'stroke': the printed choice of the checkpoint uses it.")
+    teacher, _ = teacher_from_spec(args.teacher or f"pretrained:{args.patch_size or 33}")
+    if args.patch_size is not None and teacher.patch_size != args.patch_size:
+        raise SystemExit(f"--teacher {args.teacher} has p = {teacher.patch_size}, not --patch-size {args.patch_size}; "
+                         "drop --patch-size (the teacher sets it).")
     splits = start(args)
     checkpoints = sorted(set(args.checkpoints))
     rows: list[dict] = []
     for label in parse_classes(args.classes, splits.classes):       # "8 1", "0-9", "airplane", "all"
-        curve = budget_curve(splits, label, patch_size=args.patch_size, checkpoints=checkpoints,
+        curve = budget_curve(splits, label, teacher=teacher, checkpoints=checkpoints,
                              n_students=args.students, batch_size=args.batch_size, lr=args.lr,
                              max_test=args.max_test, seed=args.seed, progress=not args.no_progress,
                              image_size=args.image_size, kinds=tuple(args.validation))

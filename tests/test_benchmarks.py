@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ust.report import aggregation_table, read_aggregation, read_budget
+import ust
+from ust.report import aggregation_table, capacity_table, read_aggregation, read_budget, read_capacity
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 TINY = ["--dataset", "digits", "--classes", "1", "--max-test", "60", "--students", "2", "--threads", "1",
@@ -27,6 +28,7 @@ def test_budget_and_aggregation_score_the_same_students_alike(tmp_path):
     budget = read_budget(tmp_path / "budget.csv")
     assert list(budget["iteration"]) == [1, 2] and (budget["n_test"] == 60).all()
     assert budget[["val_auroc_splice", "val_auroc_swap"]].notna().all().all()      # every kind by default
+    assert (budget["teacher"] == "pretrained:33:kc").all() and (budget["patch_size"] == 33).all()
 
     out = _run("score_aggregation.py", "--iterations", "2", "--out", str(tmp_path / "aggregation.csv"))
     assert "validation by turns chooses the" in out
@@ -37,8 +39,37 @@ def test_budget_and_aggregation_score_the_same_students_alike(tmp_path):
     assert ((table >= 0) & (table <= 1)).all().all()
 
 
+def test_budget_with_a_teacher_checkpoint(tmp_path):
+    """--teacher trains under another teacher; its file name goes to the teacher column, its p to patch_size."""
+    ust.save_teacher(tmp_path / "tiny_p17.pt", ust.PatchNet(17, out_dim=16))
+    _run("student_budget.py", "--checkpoints", "1", "--validation", "stroke", "--teacher", str(tmp_path / "tiny_p17.pt"),
+         "--out", str(tmp_path / "budget.csv"))
+    budget = read_budget(tmp_path / "budget.csv")
+    assert budget[["teacher", "patch_size", "iteration"]].values.tolist() == [["tiny_p17", 17, 1]]
+    assert budget[["val_auroc_rotate", "val_auroc_splice", "val_auroc_swap"]].isna().all().all()
+
+
+def test_teacher_capacity_benchmark(tmp_path):
+    """A teacher of 8 channels on the digits' patches: a real fit, the fractions in order, rows replaced on rerun."""
+    ust.save_teacher(tmp_path / "tiny_p17.pt", ust.PatchNet(17, out_dim=8))
+    args = [sys.executable, str(BENCHMARKS / "teacher_capacity.py"), "--teachers", str(tmp_path / "tiny_p17.pt"),
+            "--sources", "digits", "--patches", "128", "--threads", "1", "--out", str(tmp_path / "capacity.csv")]
+    for _ in range(2):
+        done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    frame = read_capacity(tmp_path / "capacity.csv")
+    assert frame[["teacher", "source", "patch_size", "n_patches"]].values.tolist() == [["tiny_p17", "digits", 17, 128]]
+    row = frame.iloc[0]
+    assert 0 < row["explained"] < row["ceiling"] < 1     # an untrained 8-channel teacher carries some of P's features
+    assert row["floor"] == pytest.approx((1 - row["ceiling"]) * row["total_variance"])
+    assert capacity_table(frame).loc[("tiny_p17", frame["iterations"].iloc[0]), ("digits", "explained")] == row["explained"]
+    done = subprocess.run(args[:4] + ["--sources", "pretraining"], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "needs --images" in done.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--seed", "1", "--out", "x.csv"], "holds seed 0 only; got --seed 1"),
+    (["--teacher", "pretrained:17", "--patch-size", "33"], "has p = 17, not --patch-size 33"),
     (["--validation", "rotate", "splice"], "must include 'stroke'"),
 ])
 def test_budget_refuses_what_its_csv_cannot_hold(tmp_path, args, message):

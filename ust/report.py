@@ -26,7 +26,8 @@ __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_se
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
            "validation_judges",
            "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
-           "aggregation_table"]
+           "aggregation_table", "CAPACITY_COLUMNS", "merge_capacity_rows", "read_capacity", "capacity_table",
+           "capacity_plot"]
 
 #: Where the book keeps its result tables (relative to the repository root).
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
@@ -312,7 +313,7 @@ def wall_times(rows: Sequence[Mapping[str, Any]]):
 #: Columns of the training-length CSV written by ``benchmarks/student_budget.py``.
 #: ``threads`` is the number of CPU threads the run trained with (``train_seconds`` depends on it);
 #: ``image_size`` the size the images were trained and scored at (``"28x28"``: MNIST's own).
-BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "image_size",
+BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "threads", "image_size",
                   "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "val_auroc_splice",
                   "val_auroc_swap", "auroc", "auroc_error", "auroc_variance", "n_test", "hardware")
 
@@ -327,7 +328,8 @@ _VALIDATION_SHORT = {"val_auroc": "strokes", "val_auroc_rotate": "turns", "val_a
                      "val_auroc_swap": "swaps"}
 
 #: The settings that tell one training run of the budget CSV from another (see :func:`budget_runs`).
-BUDGET_RUN = ("dataset", "normal_class", "patch_size", "n_students", "batch_size", "lr", "threads", "image_size")
+BUDGET_RUN = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "threads",
+              "image_size")
 
 
 def budget_run_key(row: Mapping[str, Any]) -> tuple:
@@ -381,7 +383,7 @@ def read_budget(path: str | os.PathLike):
     return frame.sort_values(["_run", "iteration"], kind="stable").drop(columns="_run").reset_index(drop=True)
 
 
-_BUDGET_LABELS = {"patch_size": "p = {}".format, "n_students": "M = {}".format, "batch_size": "batch {}".format,
+_BUDGET_LABELS = {"patch_size": "p = {}".format, "teacher": "teacher {}".format, "n_students": "M = {}".format, "batch_size": "batch {}".format,
                   "lr": "lr {:g}".format, "threads": lambda n: f"{n} thread{'s' * (n != 1)}", "image_size": "{}".format}
 
 
@@ -563,7 +565,7 @@ def _one_run_per_class(frame, caller: str):
     runs = frame.apply(budget_run_key, axis=1).groupby(frame["normal_class"]).nunique()
     if (runs > 1).any():
         raise ResultsError(f"classes {sorted(runs[runs > 1].index.tolist())} have several training runs; pass one "
-                           "run per class (select one batch size, image size and patch size first).")
+                           "run per class (select one teacher, batch size, image size and patch size first).")
     per_class = frame.groupby("normal_class", sort=False)
     checkpoints = {tuple(sorted(curve["iteration"])) for _, curve in per_class}
     if len(checkpoints) > 1:
@@ -831,3 +833,109 @@ def load_benchmark(csv_path: str | os.PathLike) -> tuple[list[dict[str, Any]], d
     check_complete(rows, settings)
     return rows, settings
 
+
+
+#: Columns of ``teacher_capacity.csv`` (``benchmarks/teacher_capacity.py``); see
+#: :func:`ust.training.distillation_capacity` for the measures.
+CAPACITY_COLUMNS = ("teacher", "patch_size", "iterations", "source", "n_patches", "total_variance", "floor",
+                    "refit_loss", "ceiling", "explained", "seconds", "hardware")
+
+
+def _capacity_key(row: Mapping[str, Any]) -> tuple:
+    return row["teacher"], row["source"]
+
+
+def merge_capacity_rows(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list:
+    """Teacher-capacity rows of two invocations in one table (:func:`replace_runs` by teacher and source)."""
+    return replace_runs(old, new, _capacity_key)
+
+
+def read_capacity(path: str | os.PathLike):
+    """The teacher-capacity table: one row per teacher and source of patches.
+
+    Introduced in the book's chapter *Results* ("Is the teacher the bottleneck?").
+
+    Args:
+        path: CSV written by ``benchmarks/teacher_capacity.py``.
+
+    Returns:
+        A :class:`pandas.DataFrame` with :data:`CAPACITY_COLUMNS`.
+
+    Raises:
+        ResultsError: A missing file or columns, a teacher measured twice on
+            one source, or fractions outside ``explained <= ceiling <= 1``.
+    """
+    frame = _read_table(path, CAPACITY_COLUMNS, "benchmarks/teacher_capacity.py")
+    if frame.duplicated(["teacher", "source"]).any():
+        raise ResultsError(f"{path}: some teacher was measured twice on one source; run "
+                           "benchmarks/teacher_capacity.py --out again (it replaces repeated rows).")
+    bad = frame[(frame["explained"] > frame["ceiling"] + 1e-9) | (frame["ceiling"] > 1 + 1e-9)]
+    if not bad.empty:
+        raise ResultsError(f"{path}: rows {bad.index.tolist()} explain more than their ceiling or more than all "
+                           "of the variance, which no least-squares fit can; the file is corrupt, measure again.")
+    return frame
+
+
+def capacity_table(frame):
+    """What each teacher carries of the pretrained features, per source of patches.
+
+    Args:
+        frame: From :func:`read_capacity`.
+
+    Returns:
+        A :class:`pandas.DataFrame`, one row per teacher (in the file's
+        order) indexed by ``teacher`` and ``iterations``, columns a two-level
+        index ``(source, measure)`` with the measures ``explained`` and
+        ``ceiling`` (fractions of the feature variance), sources in the
+        file's order.
+    """
+    table = frame.pivot(index=["teacher", "iterations"], columns="source", values=["explained", "ceiling"])
+    table = table.swaplevel(0, 1, axis=1)
+    sources = list(dict.fromkeys(frame["source"]))
+    table = table.reindex(columns=[(s, m) for s in sources for m in ("explained", "ceiling")])
+    order = list(dict.fromkeys(zip(frame["teacher"], frame["iterations"])))
+    return table.reindex(order)
+
+
+def capacity_plot(frame, *, ax=None, labels: Mapping[str, str] | None = None):
+    """Bars of what each teacher carries of the pretrained features, under what 128 channels allow.
+
+    Introduced in the book's chapter *Results* ("Is the teacher the bottleneck?").
+
+    Args:
+        frame: From :func:`read_capacity`.
+        ax: Axes to draw into (a new figure otherwise).
+        labels: Optional ``{teacher: label}`` for the legend; by default
+            its patch size and pretraining steps (``"p = 33, 3,000 steps"``).
+
+    Returns:
+        The :class:`~matplotlib.axes.Axes`: one group of bars per source of
+        patches, one bar per teacher; the filled bar is ``explained``, the
+        outline above it reaches the ``ceiling``.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    teachers = list(dict.fromkeys(frame["teacher"]))
+    first = frame.drop_duplicates("teacher").set_index("teacher")
+    labels = {t: f"p = {first.loc[t, 'patch_size']}" + ("" if is_missing(first.loc[t, "iterations"]) else
+                                                          f", {int(first.loc[t, 'iterations']):,} steps")
+              for t in teachers} | dict(labels or {})
+    sources = list(dict.fromkeys(frame["source"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
+    width = 0.8 / len(teachers)
+    for i, teacher in enumerate(teachers):
+        rows = frame[frame["teacher"] == teacher].set_index("source").reindex(sources)
+        x = np.arange(len(sources)) + (i - (len(teachers) - 1) / 2) * width
+        color = f"C{i}"
+        ax.bar(x, rows["ceiling"], width * 0.9, facecolor="none", edgecolor=color, lw=1.2, ls="--")
+        ax.bar(x, rows["explained"], width * 0.9, color=color, label=labels.get(teacher, teacher))
+    ax.set_xticks(np.arange(len(sources)), sources)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("patches from")
+    ax.set_ylabel("fraction of the feature variance")
+    ax.set_title("What the teacher's 128 channels carry of EfficientNet-Lite0's features\n"
+                 "(filled: with the best decoder, on held-out patches; dashed: the most 128 channels allow)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize="small", ncols=4, frameon=False)
+    return ax
