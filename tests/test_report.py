@@ -12,7 +12,8 @@ from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_
                         baseline_table, budget_plot, budget_run_key, budget_runs, check_complete, choose_by_validation,
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_table, teacher_ablation,
-                        training_length_plot, training_length_table, validation_judges, wall_times)
+                        training_length_plot, training_length_table, validation_judges, wall_times,
+                        CAPACITY_COLUMNS, capacity_plot, capacity_table, merge_capacity_rows, read_capacity)
 
 
 def _row(label, seed, scale, comp, auroc):
@@ -108,7 +109,8 @@ def test_wall_times_first_seed_only():
 # --------------------------------------------------------------------------- the committed result files
 
 def _budget_rows(label, values):
-    return [dict(dataset="toy", normal_class=label, patch_size=33, n_students=3, batch_size=8, lr=1e-3, threads=1,
+    return [dict(dataset="toy", normal_class=label, patch_size=33, teacher="pretrained:33:kc", n_students=3,
+                 batch_size=8, lr=1e-3, threads=1,
                  image_size="28x28", iteration=it, train_seconds=it / 10, val_auroc=v, val_auroc_rotate=v - 0.2,
                  auroc=v - 0.1, auroc_error=v - 0.05, auroc_variance=0.5, n_test=20,
                  hardware="cpu: toy (AVX2), 1 torch threads, 2 CPUs") for it, v in values]
@@ -328,9 +330,12 @@ def test_budget_runs_and_merging_two_invocations():
     smaller = [dict(r, batch_size=4) for r in again]
     assert [t for t, _ in budget_runs(pd.DataFrame(first + smaller))][-1] == "toy: normal class 8, batch 4"
     larger = [dict(r, image_size="56x56") for r in again]                   # the same run on upscaled images
-    assert budget_run_key(larger[0]) == ("toy", 8, 33, 3, 8, 1e-3, 1, "56x56")
+    assert budget_run_key(larger[0]) == ("toy", 8, 33, "pretrained:33:kc", 3, 8, 1e-3, 1, "56x56")
     assert len(merge_budget_runs(first, larger)) == len(first) + 1          # another run: nothing replaced
     assert [t for t, _ in budget_runs(pd.DataFrame(first + larger))][-1] == "toy: normal class 8, 56x56"
+    other = [dict(r, teacher="teacher_p33_kc_10k") for r in again]            # the same run under another teacher
+    assert len(merge_budget_runs(first, other)) == len(first) + 1
+    assert [t for t, _ in budget_runs(pd.DataFrame(first + other))][-1] == "toy: normal class 8, teacher teacher_p33_kc_10k"
     assert [len(curve) for _, curve in runs] == [1, 1, 1]
     fig = budget_plot(pd.DataFrame(merged))                                 # three runs: one row of panels
     assert sum(ax.get_visible() for ax in fig.axes) == 3
@@ -363,7 +368,8 @@ def test_the_book_has_its_result_files():
     names = {p.name for p in RESULTS_DIR.glob("*.csv")}
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
             "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv", "mnist_kmc17.csv",
-            "cifar10_seeds.csv", "score_aggregation.csv", "training_length.csv"} <= names, names
+            "cifar10_seeds.csv", "score_aggregation.csv", "training_length.csv", "teacher_capacity.csv",
+            "longer_teacher.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -500,3 +506,72 @@ def test_teacher_ablation_columns_and_means():
         teacher_ablation(kc, scale=33)
     with pytest.raises(ResultsError, match="no rows at scale 17"):
         teacher_ablation(kc + kmc, scale=17)
+
+
+def _capacity_row(teacher, source, explained, ceiling, iterations=3000):
+    return dict(teacher=teacher, patch_size=33, iterations=iterations, source=source, n_patches=4096,
+                total_variance=1280.0, floor=(1 - ceiling) * 1280, refit_loss=(1 - explained) * 1280,
+                ceiling=ceiling, explained=explained, seconds=9.5, hardware="cpu: toy (AVX2), 1 torch threads, 2 CPUs")
+
+
+def test_capacity_table_plot_and_merging(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    path = tmp_path / "capacity.csv"
+    old = [_capacity_row("a", "photos", 0.3, 0.8), _capacity_row("a", "digits", 0.2, 0.9)]
+    new = [_capacity_row("a", "photos", 0.4, 0.8), _capacity_row("b", "photos", 0.5, 0.8, iterations=10000)]
+    write_rows(path, merge_capacity_rows(old, new), columns=CAPACITY_COLUMNS)
+    frame = read_capacity(path)
+    # the repeated row replaced where it stood; the new teacher appended
+    assert frame[["teacher", "source", "explained"]].values.tolist() == [["a", "photos", 0.4], ["a", "digits", 0.2],
+                                                                           ["b", "photos", 0.5]]
+    table = capacity_table(frame)
+    assert list(table.index) == [("a", 3000), ("b", 10000)]
+    assert list(table.columns) == [("photos", "explained"), ("photos", "ceiling"), ("digits", "explained"),
+                                   ("digits", "ceiling")]
+    assert table.loc[("b", 10000), ("photos", "explained")] == 0.5 and math.isnan(table.loc[("b", 10000), ("digits", "ceiling")])
+    ax = capacity_plot(frame, labels={"a": "3,000 steps"})
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["3,000 steps", "p = 33, 10,000 steps"]
+    assert sorted(round(p.get_height(), 3) for p in ax.patches if p.get_height() == p.get_height()) == [
+        0.2, 0.4, 0.5, 0.8, 0.8, 0.9]                     # filled: explained; outlined: ceiling (NaN: no bar)
+
+
+def test_read_capacity_refuses_impossible_rows(tmp_path):
+    path = tmp_path / "capacity.csv"
+    write_rows(path, [_capacity_row("a", "photos", 0.9, 0.8)], columns=CAPACITY_COLUMNS)
+    with pytest.raises(ResultsError, match="more than their ceiling"):
+        read_capacity(path)
+    write_rows(path, [_capacity_row("a", "photos", 0.3, 0.8)] * 2, columns=CAPACITY_COLUMNS)
+    with pytest.raises(ResultsError, match="measured twice"):
+        read_capacity(path)
+    with pytest.raises(ResultsError, match="teacher_capacity.py"):
+        read_capacity(tmp_path / "missing.csv")
+
+
+def test_teacher_capacity_csv_covers_the_shipped_teachers():
+    frame = read_capacity(RESULTS_DIR / "teacher_capacity.csv")
+    shipped = frame[frame["teacher"].str.startswith("pretrained:")]
+    assert {(t, s) for t, s in zip(shipped["teacher"], shipped["source"])} == {
+        (f"pretrained:{p}:kc", s) for p in (17, 33, 65) for s in ("pretraining", "cifar10", "mnist")}
+    assert (frame["n_patches"] >= 16 * 128).all() and (frame["explained"] > 0).all()
+    assert (shipped.set_index(["patch_size", "source"])["iterations"] == shipped["patch_size"].map(
+        {17: 3000, 33: 3000, 65: 1500}).values).all()
+
+
+def test_longer_teacher_csv_repeats_the_training_length_runs_under_another_teacher():
+    """Every CIFAR-10 class, paused at 100 and 400 steps, with every setting of training_length.csv but the teacher."""
+    longer = read_budget(RESULTS_DIR / "longer_teacher.csv")
+    length = read_budget(RESULTS_DIR / "training_length.csv")
+    assert set(longer["teacher"]) == {"teacher_p33_kc_10k"} and set(longer["dataset"]) == {"cifar10"}
+    table = training_length_table(longer)              # one run per class, the same pauses for all
+    assert list(table.index) == list(range(10)) + ["mean"] and list(table.columns[:2]) == ["100 steps", "400 steps"]
+    assert ((table[["100 steps", "400 steps"]] > 0.5) & (table[["100 steps", "400 steps"]] < 1)).all().all()
+    settings = [k for k in BUDGET_RUN if k != "teacher"] + ["iteration", "n_test", "hardware"]
+    shipped = length[(length["dataset"] == "cifar10") & length["iteration"].isin([100, 400])]
+    assert sorted(map(tuple, longer[settings].values.tolist())) == sorted(map(tuple, shipped[settings].values.tolist()))
+    capacity = read_capacity(RESULTS_DIR / "teacher_capacity.csv").set_index(["teacher", "source"])
+    for source in ("pretraining", "cifar10", "mnist"):     # the longer teacher carries more of P than the shipped one
+        assert capacity.loc[("teacher_p33_kc_10k", source), "iterations"] == 10000
+        assert (capacity.loc[("teacher_p33_kc_10k", source), "explained"]
+                > capacity.loc[("pretrained:33:kc", source), "explained"]), source
