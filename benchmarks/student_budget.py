@@ -61,7 +61,7 @@ import ust
 from ust.data import GLOBAL_KINDS, one_class_split, resize_images
 from ust.experiments import (VALIDATION_KINDS, checkpoint_aurocs, hardware_description, parse_classes,
                              validation_column, write_rows)
-from ust.cli import _teacher as teacher_from_spec       # a checkpoint path or pretrained:P[:variant], as in the CLI
+from ust.cli import teacher_from_spec                   # a checkpoint path or pretrained:P[:variant], as in the CLI
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
 from ust.training import train_students
 

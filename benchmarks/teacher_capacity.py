@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ust.backbones import load_backbone
-from ust.cli import _teacher as teacher_from_spec       # a checkpoint path or pretrained:P[:variant], as in the CLI
+from ust.cli import teacher_from_spec                   # a checkpoint path or pretrained:P[:variant], as in the CLI
 from ust.data.patches import PatchSampler, load_natural_images
 from ust.experiments import hardware_description, load_splits, write_rows
 from ust.report import CAPACITY_COLUMNS, merge_capacity_rows, read_capacity

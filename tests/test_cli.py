@@ -317,7 +317,7 @@ def test_baselines_command(files, tmp_path):
 def test_benchmark_accepts_plain_pretrained(monkeypatch):
     from ust import cli
 
-    monkeypatch.setattr(cli, "_teacher", lambda spec, option: (ust.PatchNet(int(spec.split(":")[1]), out_dim=4),
+    monkeypatch.setattr(cli, "teacher_from_spec", lambda spec, option: (ust.PatchNet(int(spec.split(":")[1]), out_dim=4),
                                                                  {}))
     monkeypatch.setattr(cli, "_pretrained_teacher",
                         lambda spec: (ust.PatchNet(int(spec.split(":")[1]), out_dim=4), {}))

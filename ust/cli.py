@@ -167,8 +167,11 @@ def _pretrained_teacher(spec: str):
     return teacher.eval(), {"source": spec, "metadata": _plain(dict(meta or {}))}
 
 
-def _teacher(spec: str, option: str = "--teacher"):
-    """A teacher from a checkpoint path or ``pretrained:P``; returns ``(teacher, info)``."""
+def teacher_from_spec(spec: str, option: str = "--teacher"):
+    """A teacher from a checkpoint path or ``pretrained:P[:variant]``; returns ``(teacher, info)``.
+
+    The commands here and the scripts of ``benchmarks/`` read their teacher options with it.
+    """
     if spec.startswith("pretrained:"):
         return _pretrained_teacher(spec)
     from .checkpoints import load_teacher
@@ -252,7 +255,7 @@ def _cmd_train_students(args, command: str) -> int:
     from .training import train_students
 
     device = _device(args.device)
-    teacher, teacher_info = _teacher(args.teacher)
+    teacher, teacher_info = teacher_from_spec(args.teacher)
     splits = _dataset(args)
     label = resolve_class(splits.classes, args.normal_class)
     data = one_class_split(splits, label, image_size=args.image_size, channels=teacher.in_channels,
@@ -370,7 +373,7 @@ def _cmd_baselines(args, command: str) -> int:
     device = _device(args.device)
     splits = _dataset(args)  # data and class names first: their errors are the cheap ones
     labels = parse_classes(args.classes, splits.classes)
-    teacher = _teacher(args.teacher, "--teacher")[0] if "knn_teacher" in args.methods else None
+    teacher = teacher_from_spec(args.teacher, "--teacher")[0] if "knn_teacher" in args.methods else None
     print(f"Baselines on {splits.name}: classes {labels}, methods {args.methods}; results in {args.out}.", flush=True)
     rows = run_baselines(splits, labels, args.out, resume=not args.no_resume, teacher=teacher,
                          methods=tuple(args.methods), image_size=args.image_size, feature_size=args.feature_size,
@@ -419,7 +422,7 @@ def _benchmark_teachers(specs: Sequence[str], scales: Sequence[int]) -> tuple[di
             raise CLIError(f"--teachers: several teachers for patch size {p} {where}; pass the files you mean "
                            "explicitly.")
         spec = found[p][0]
-        teachers[p] = _teacher(spec, "--teachers")[0]
+        teachers[p] = teacher_from_spec(spec, "--teachers")[0]
         sources[p] = spec
     return teachers, sources
 

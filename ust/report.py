@@ -313,8 +313,8 @@ def wall_times(rows: Sequence[Mapping[str, Any]]):
 #: Columns of the training-length CSV written by ``benchmarks/student_budget.py``.
 #: ``threads`` is the number of CPU threads the run trained with (``train_seconds`` depends on it);
 #: ``image_size`` the size the images were trained and scored at (``"28x28"``: MNIST's own).
-BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "threads", "image_size",
-                  "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "val_auroc_splice",
+BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "threads",
+                  "image_size", "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "val_auroc_splice",
                   "val_auroc_swap", "auroc", "auroc_error", "auroc_variance", "n_test", "hardware")
 
 #: The validation scores of the budget CSV: synthetic strokes (a local defect), quarter turns,
@@ -383,8 +383,8 @@ def read_budget(path: str | os.PathLike):
     return frame.sort_values(["_run", "iteration"], kind="stable").drop(columns="_run").reset_index(drop=True)
 
 
-_BUDGET_LABELS = {"patch_size": "p = {}".format, "teacher": "teacher {}".format, "n_students": "M = {}".format, "batch_size": "batch {}".format,
-                  "lr": "lr {:g}".format, "threads": lambda n: f"{n} thread{'s' * (n != 1)}", "image_size": "{}".format}
+_BUDGET_LABELS = {"patch_size": "p = {}".format, "teacher": "teacher {}".format, "n_students": "M = {}".format,
+                  "batch_size": "batch {}".format, "lr": "lr {:g}".format, "threads": lambda n: f"{n} thread{'s' * (n != 1)}", "image_size": "{}".format}
 
 
 def budget_runs(frame):
