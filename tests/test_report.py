@@ -8,8 +8,9 @@ import pytest
 
 from ust._io import is_missing
 from ust.experiments import BASELINE_COLUMNS, COLUMNS, read_rows, write_rows
-from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_VALIDATION, RESULTS_DIR, ResultsError, aggregation_table, auroc_table,
-                        baseline_table, budget_plot, budget_run_key, budget_runs, check_complete, choose_by_validation,
+from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_VALIDATION, RESULTS_DIR, ResultsError,
+                        aggregation_table, auroc_table, baseline_table, budget_plot, budget_run_key, budget_runs,
+                        check_complete, choose_by_validation,
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_table, teacher_ablation,
                         training_length_plot, training_length_table, validation_judges, wall_times,
@@ -261,6 +262,8 @@ def test_budget_validation_columns_are_the_anomaly_kinds():
 
     assert list(BUDGET_VALIDATION) == [validation_column(k) for k in ("stroke",) + GLOBAL_KINDS]
     assert set(BUDGET_VALIDATION) <= set(BUDGET_COLUMNS)
+    for field in ("name", "word"):                  # each labels one score only, in legends and headers
+        assert len({getattr(label, field) for label in BUDGET_VALIDATION.values()}) == len(BUDGET_VALIDATION)
 
 
 def test_validation_judges_by_hand():
@@ -335,7 +338,8 @@ def test_budget_runs_and_merging_two_invocations():
     assert [t for t, _ in budget_runs(pd.DataFrame(first + larger))][-1] == "toy: normal class 8, 56x56"
     other = [dict(r, teacher="teacher_p33_kc_10k") for r in again]            # the same run under another teacher
     assert len(merge_budget_runs(first, other)) == len(first) + 1
-    assert [t for t, _ in budget_runs(pd.DataFrame(first + other))][-1] == "toy: normal class 8, teacher teacher_p33_kc_10k"
+    last_title = [t for t, _ in budget_runs(pd.DataFrame(first + other))][-1]
+    assert last_title == "toy: normal class 8, teacher teacher_p33_kc_10k"
     assert [len(curve) for _, curve in runs] == [1, 1, 1]
     fig = budget_plot(pd.DataFrame(merged))                                 # three runs: one row of panels
     assert sum(ax.get_visible() for ax in fig.axes) == 3
@@ -421,7 +425,10 @@ def test_teacher_ablation_csv_repeats_the_mnist_protocol(name, scale):
 
 
 def test_seed_tables_repeat_seed_0_and_add_seed_1():
-    """The second seed is measured on the same CPU and test images; seed 0 of cifar10_seeds.csv is cifar10.csv's p = 33."""
+    """The second seed is measured on the same CPU and test images.
+
+    Seed 0 of cifar10_seeds.csv is cifar10.csv's p = 33.
+    """
     for name in ("mnist.csv", "cifar10_seeds.csv"):
         rows, settings = load_benchmark(RESULTS_DIR / name)
         assert settings["arguments"]["seeds"] == [0, 1] and not settings["arguments"]["subset_seeds"], name
@@ -468,7 +475,8 @@ def test_training_length_csv_covers_every_class_and_starts_at_the_fast_protocol(
         assert table["100 steps"].drop("mean").to_dict() == pytest.approx(first, abs=1e-12), dataset
     # MNIST validated with strokes and quarter turns, CIFAR-10 with all four anomalies, at every pause
     assert list(validation_judges(frame[frame["dataset"] == "mnist"]).index) == ["synthetic strokes", "quarter turns"]
-    assert list(validation_judges(frame[frame["dataset"] == "cifar10"]).index) == list(BUDGET_VALIDATION.values())
+    names = [label.name for label in BUDGET_VALIDATION.values()]
+    assert list(validation_judges(frame[frame["dataset"] == "cifar10"]).index) == names
 
 
 def test_training_length_csv_agrees_with_the_budget_runs_of_the_same_settings():
@@ -530,7 +538,8 @@ def test_capacity_table_plot_and_merging(tmp_path):
     assert list(table.index) == [("a", 3000), ("b", 10000)]
     assert list(table.columns) == [("photos", "explained"), ("photos", "ceiling"), ("digits", "explained"),
                                    ("digits", "ceiling")]
-    assert table.loc[("b", 10000), ("photos", "explained")] == 0.5 and math.isnan(table.loc[("b", 10000), ("digits", "ceiling")])
+    assert table.loc[("b", 10000), ("photos", "explained")] == 0.5
+    assert math.isnan(table.loc[("b", 10000), ("digits", "ceiling")])
     ax = capacity_plot(frame, labels={"a": "3,000 steps"})
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["3,000 steps", "p = 33, 10,000 steps"]
     assert sorted(round(p.get_height(), 3) for p in ax.patches if p.get_height() == p.get_height()) == [

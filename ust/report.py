@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_settings", "check_complete",
            "auroc_table", "seed_table", "baseline_table", "load_benchmark", "comparison_table", "read_baselines",
            "class_bars", "wall_times", "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION",
+           "ValidationName",
            "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
            "validation_judges",
@@ -317,15 +318,20 @@ BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "teacher", "n_student
                   "image_size", "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "val_auroc_splice",
                   "val_auroc_swap", "auroc", "auroc_error", "auroc_variance", "n_test", "hardware")
 
+class ValidationName(NamedTuple):
+    """How tables and figures name one validation score of the budget CSV."""
+
+    name: str  #: in legends and as a row label ("synthetic strokes")
+    word: str  #: one word for column headers ("steps by strokes")
+
+
 #: The validation scores of the budget CSV: synthetic strokes (a local defect), quarter turns,
 #: spliced images and swapped halves (global ones; :data:`ust.data.GLOBAL_KINDS`); empty where a
 #: run was made before the column existed or without that kind.
-BUDGET_VALIDATION = {"val_auroc": "synthetic strokes", "val_auroc_rotate": "quarter turns",
-                     "val_auroc_splice": "spliced images", "val_auroc_swap": "swapped halves"}
-
-#: One word for each validation score, for column headers ("steps by strokes").
-_VALIDATION_SHORT = {"val_auroc": "strokes", "val_auroc_rotate": "turns", "val_auroc_splice": "splices",
-                     "val_auroc_swap": "swaps"}
+BUDGET_VALIDATION = {"val_auroc": ValidationName("synthetic strokes", "strokes"),
+                     "val_auroc_rotate": ValidationName("quarter turns", "turns"),
+                     "val_auroc_splice": ValidationName("spliced images", "splices"),
+                     "val_auroc_swap": ValidationName("swapped halves", "swaps")}
 
 #: The settings that tell one training run of the budget CSV from another (see :func:`budget_runs`).
 BUDGET_RUN = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "threads",
@@ -384,7 +390,8 @@ def read_budget(path: str | os.PathLike):
 
 
 _BUDGET_LABELS = {"patch_size": "p = {}".format, "teacher": "teacher {}".format, "n_students": "M = {}".format,
-                  "batch_size": "batch {}".format, "lr": "lr {:g}".format, "threads": lambda n: f"{n} thread{'s' * (n != 1)}", "image_size": "{}".format}
+                  "batch_size": "batch {}".format, "lr": "lr {:g}".format,
+                  "threads": lambda n: f"{n} thread{'s' * (n != 1)}", "image_size": "{}".format}
 
 
 def budget_runs(frame):
@@ -501,7 +508,7 @@ def choose_by_validation(curve, tolerance: float = 0.005, column: str = "val_aur
         raise ResultsError(f"tolerance must be >= 0 (the validation AUROC one may give up); got {tolerance}.")
     if column not in BUDGET_VALIDATION:
         raise ResultsError(f"{column!r} is not a validation score of the budget table; choose one of "
-                           f"{sorted(BUDGET_VALIDATION)} ({', '.join(BUDGET_VALIDATION.values())}).")
+                           f"{sorted(BUDGET_VALIDATION)} ({', '.join(v.name for v in BUDGET_VALIDATION.values())}).")
     rows = curve.to_dict("records") if hasattr(curve, "to_dict") else list(curve)
     if not rows:
         raise ResultsError("choose_by_validation needs at least one checkpoint.")
@@ -531,10 +538,11 @@ def budget_plot(frame, *, tolerance: float = 0.005):
     n_rows = -(-len(runs) // n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.2 * n_cols, 3.9 * n_rows), layout="constrained",
                              squeeze=False, sharey=True)
-    validation = [(column, f"validation: {name}", color, "--")
-                  for (column, name), color in zip(BUDGET_VALIDATION.items(), ("C2", "C5", "C6", "C9"))
+    validation = [(column, f"validation: {label.name}", color, "--")
+                  for (column, label), color in zip(BUDGET_VALIDATION.items(), ("C2", "C5", "C6", "C9"))
                   if column in frame and not frame[column].isna().all()]
-    lines = validation + [("auroc", "test: error + variance", "C0", "-"), ("auroc_error", "test: error only", "C1", "-"),
+    lines = validation + [("auroc", "test: error + variance", "C0", "-"),
+                          ("auroc_error", "test: error only", "C1", "-"),
                           ("auroc_variance", "test: variance only", "C4", ":")]
     for ax, (title, curve) in zip(axes.flat, runs):
         for column, name, color, style in lines:
@@ -631,7 +639,7 @@ def validation_judges(frame, *, tolerance: float = 0.005):
         row["same direction"] = float(np.concatenate(same).mean())
         row["test at choice"] = float(np.mean(chosen))
         row["regret"] = float(np.mean([curve["auroc"].max() - c for curve, c in zip(curves, chosen)]))
-        rows[BUDGET_VALIDATION[column]] = row
+        rows[BUDGET_VALIDATION[column].name] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -665,7 +673,7 @@ def training_length_table(frame, *, tolerance: float = 0.005):
     import pandas as pd
 
     per_class = _one_run_per_class(frame, "training_length_table")
-    measured = [(column, _VALIDATION_SHORT[column]) for column in BUDGET_VALIDATION
+    measured = [(column, label.word) for column, label in BUDGET_VALIDATION.items()
                 if column in frame and not frame[column].isna().all()]
     rows = {}
     for label, curve in per_class:
