@@ -11,7 +11,7 @@ STAMP := $(VENV)/.ust-installed
 # fetched once from PyPI, see book/_ext/fetch_mathjax.py).
 MATHJAX := book/_mathjax/mathjax/tex-chtml.js
 
-.PHONY: env book mathjax check-book test benchmark clean
+.PHONY: env book mathjax check-book test lint benchmark clean
 
 env: $(STAMP)
 
@@ -39,6 +39,10 @@ check-book: env
 ## test: the test suite (CI runs exactly this)
 test: env
 	$(BIN)/python -m pytest
+
+## lint: ruff's checks (pycodestyle, pyflakes; settings in pyproject.toml); also part of `make test`
+lint: env
+	$(BIN)/python -m ruff check .
 
 ## benchmark: dense extraction speed-up over the naive per-patch loop
 benchmark: env

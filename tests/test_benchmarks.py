@@ -42,8 +42,8 @@ def test_budget_and_aggregation_score_the_same_students_alike(tmp_path):
 def test_budget_with_a_teacher_checkpoint(tmp_path):
     """--teacher trains under another teacher; its file name goes to the teacher column, its p to patch_size."""
     ust.save_teacher(tmp_path / "tiny_p17.pt", ust.PatchNet(17, out_dim=16))
-    _run("student_budget.py", "--checkpoints", "1", "--validation", "stroke", "--teacher", str(tmp_path / "tiny_p17.pt"),
-         "--out", str(tmp_path / "budget.csv"))
+    _run("student_budget.py", "--checkpoints", "1", "--validation", "stroke",
+         "--teacher", str(tmp_path / "tiny_p17.pt"), "--out", str(tmp_path / "budget.csv"))
     budget = read_budget(tmp_path / "budget.csv")
     assert budget[["teacher", "patch_size", "iteration"]].values.tolist() == [["tiny_p17", 17, 1]]
     assert budget[["val_auroc_rotate", "val_auroc_splice", "val_auroc_swap"]].isna().all().all()
@@ -77,7 +77,8 @@ def test_teacher_capacity_benchmark(tmp_path):
     for key, value in expected.items():
         assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-5), key   # other thread count: last digits
     assert row["explained"] <= row["ceiling"] <= 1
-    assert capacity_table(frame).loc[("tiny_p17", frame["iterations"].iloc[0]), ("digits", "explained")] == row["explained"]
+    run = ("tiny_p17", frame["iterations"].iloc[0])
+    assert capacity_table(frame).loc[run, ("digits", "explained")] == row["explained"]
     done = subprocess.run(args[:4] + ["--sources", "pretraining"], capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and "needs --images" in done.stderr
 

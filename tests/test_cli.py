@@ -226,7 +226,8 @@ def test_pretrained_teacher_spec(files, tmp_path, monkeypatch):
 BAD = {
     "unknown dataset (train-students)": (["train-students", "--teacher", "{d}/teachers/teacher_33.pt", "--dataset",
                                           "svhn", "--normal-class", "0", "--out", "{d}/x.pt"],
-                                         "unknown dataset 'svhn': choose one of mnist, cifar10, digits, mnist-or-digits"),
+                                         "unknown dataset 'svhn': choose one of mnist, cifar10, digits, "
+                                         "mnist-or-digits"),
     "unknown dataset (evaluate)": (["evaluate", "--model", "{d}/st.pt", "--dataset", "svhn", "--normal-class", "0"],
                                    "unknown dataset 'svhn'"),
     "unknown dataset (benchmark)": (["benchmark", "--dataset", "svhn", "--classes", "0", "--scales", "33",
@@ -317,8 +318,8 @@ def test_baselines_command(files, tmp_path):
 def test_benchmark_accepts_plain_pretrained(monkeypatch):
     from ust import cli
 
-    monkeypatch.setattr(cli, "teacher_from_spec", lambda spec, option: (ust.PatchNet(int(spec.split(":")[1]), out_dim=4),
-                                                                 {}))
+    monkeypatch.setattr(cli, "teacher_from_spec",
+                        lambda spec, option: (ust.PatchNet(int(spec.split(":")[1]), out_dim=4), {}))
     monkeypatch.setattr(cli, "_pretrained_teacher",
                         lambda spec: (ust.PatchNet(int(spec.split(":")[1]), out_dim=4), {}))
     teachers, sources = cli._benchmark_teachers(["pretrained"], [17, 33])

@@ -176,7 +176,8 @@ def test_swap_halves_exchanges_quadrants_and_handles_odd_sides():
     q = lambda x, r, c: x[..., 4 * r:4 * r + 4, 4 * c:4 * c + 4]   # noqa: E731 (quadrant r, c)
     for i in range(12):
         moved = {(r, c): next((rr, cc) for rr in range(2) for cc in range(2)
-                              if torch.equal(q(out[i], r, c), q(images[i], rr, cc))) for r in range(2) for c in range(2)}
+                              if torch.equal(q(out[i], r, c), q(images[i], rr, cc)))
+                 for r in range(2) for c in range(2)}
         assert sorted(moved.values()) == sorted(moved), "the four quadrants, permuted"
         assert moved != {k: k for k in moved}, "and never left in place"
     odd = _images(n=5, h=7, w=9)
@@ -192,5 +193,6 @@ def test_global_anomalies_by_name(kind, make):
     images = _images(n=6, c=3)
     assert kind in GLOBAL_KINDS
     assert torch.equal(global_anomalies(images, kind, seed=7), make(images, seed=7))
-    with pytest.raises(ValueError, match=r"kind must be one of \('rotate', 'splice', 'swap'\).*add_synthetic_anomalies"):
+    with pytest.raises(ValueError,
+                       match=r"kind must be one of \('rotate', 'splice', 'swap'\).*add_synthetic_anomalies"):
         global_anomalies(images, "stroke")

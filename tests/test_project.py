@@ -52,3 +52,13 @@ def test_book_configuration_at_top_level():
     assert config["execute"]["execute_notebooks"] == "cache"
     assert config["only_build_toc_files"] is True
     assert (ROOT / "book" / "_toc.yml").is_file()
+
+
+def test_code_passes_the_linter():
+    """ruff with the settings of pyproject.toml (pycodestyle and pyflakes, lines of at most 120 characters)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", str(ROOT)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, f"ruff found problems (fix them, `make lint` lists them):\n{done.stdout}{done.stderr}"

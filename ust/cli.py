@@ -391,7 +391,7 @@ def _cmd_baselines(args, command: str) -> int:
 
 def _benchmark_teachers(specs: Sequence[str], scales: Sequence[int]) -> tuple[dict, dict]:
     """``{p: PatchNet}`` and ``{p: source}`` from one folder or a list of files / ``pretrained:P``."""
-    from .checkpoints import load_checkpoint, load_teacher
+    from .checkpoints import load_checkpoint
 
     found: dict[int, list[str]] = {}
     if list(specs) == ["pretrained"]:  # the shipped teacher for every scale asked for
@@ -543,7 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m ust pretrain-teacher --patch-size 65 --images data/imagenet_64.npz --out teacher_65.pt\n"
                "  python -m ust pretrain-teacher --patch-size 33 --images ~/photos/ --max-images 5000 \\\n"
                "      --iterations 20000 --device cuda --half --out teachers/teacher_33.pt")
-    p.add_argument("--patch-size", type=int, choices=PATCH_SIZES, required=True, help="p, the teacher's receptive field")
+    p.add_argument("--patch-size", type=int, choices=PATCH_SIZES, required=True,
+                   help="p, the teacher's receptive field")
     p.add_argument("--images", required=True, metavar="PATH",
                    help="natural images: a .npz arrays file (x_train or images, uint8 (N, H, W, 3)) or a folder of "
                         "image files (searched recursively)")
@@ -620,7 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score a fixed stratified subset of N test images")
     p.add_argument("--synthetic", choices=SYNTHETIC_KINDS,
                    help="also report pixel AUROC and PRO on synthetic defects of this kind")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="images per forward pass (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=64,
+                   help="images per forward pass (default: %(default)s)")
     _common_run(p)
 
     # benchmark
@@ -677,8 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m ust baselines --dataset mnist --classes 0-9 --teacher pretrained:33 \\\n"
                "      --out book/results/mnist_baselines.csv\n"
-               "  python -m ust baselines --dataset cifar10 --classes all --teacher pretrained:33 --feature-size 128 \\\n"
-               "      --out cifar_baselines.csv")
+               "  python -m ust baselines --dataset cifar10 --classes all --teacher pretrained:33 \\\n"
+               "      --feature-size 128 --out cifar_baselines.csv")
     _common_data(p)
     p.add_argument("--classes", nargs="+", required=True, metavar="C",
                    help="normal classes: labels, names, ranges such as 0-9, comma lists, or all")
@@ -691,7 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_positive_int, default=2, help="neighbours (default: %(default)s)")
     p.add_argument("--ae-epochs", type=_positive_int, default=20, help="autoencoder epochs (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (validation draw, autoencoder) (default: 0)")
-    p.add_argument("--max-test", type=_positive_int, metavar="N", help="score a fixed stratified subset of N test images")
+    p.add_argument("--max-test", type=_positive_int, metavar="N",
+                   help="score a fixed stratified subset of N test images")
     p.add_argument("--no-resume", action="store_true", help="run every class again")
     p.add_argument("--out", required=True, metavar="PATH.csv", help="the CSV, e.g. book/results/mnist_baselines.csv")
     _common_run(p)

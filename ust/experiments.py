@@ -137,7 +137,8 @@ def resolve_class(classes: Sequence[str], value: int | str) -> int:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= int(value) < len(classes):
         return int(value)
     listed = ", ".join(f"{i} {c!r}" for i, c in enumerate(classes))
-    raise ValueError(f"unknown class {value!r}: give a label 0..{len(classes) - 1} or a name; the classes are {listed}.")
+    raise ValueError(f"unknown class {value!r}: give a label 0..{len(classes) - 1} or a name; "
+                     f"the classes are {listed}.")
 
 
 def parse_classes(specs: str | int | Iterable[str | int], classes: Sequence[str]) -> list[int]:
@@ -824,7 +825,8 @@ def run_benchmark(dataset: str | os.PathLike | DatasetSplits, classes: Iterable[
     unknown = set(kwargs) - {"n_students", "iterations", "batch_size", "lr", "image_size", "max_train", "max_test",
                              "subset_seed", "components", "dense", "device", "progress", "scores_dir"}
     if unknown:
-        raise ValueError(f"run_benchmark got unknown arguments {sorted(unknown)}; see run_one_class for the valid ones.")
+        raise ValueError(f"run_benchmark got unknown arguments {sorted(unknown)}; "
+                         "see run_one_class for the valid ones.")
     subset_seeds = {int(k): int(v) for k, v in (subset_seeds or {}).items()}
     components = tuple(kwargs.get("components", SCORE_COMPONENTS))
     expected = {(str(p), c) for p in scales for c in components}
@@ -1004,7 +1006,8 @@ def run_baselines(dataset: str | os.PathLike | DatasetSplits, classes: Iterable[
     rows = []
     if out_csv.is_file():
         with out_csv.open(newline="", encoding="utf-8") as handle:
-            rows = [dict(r, normal_class=int(r["normal_class"]), auroc=float(r["auroc"])) for r in csv.DictReader(handle)]
+            rows = [dict(r, normal_class=int(r["normal_class"]), auroc=float(r["auroc"]))
+                    for r in csv.DictReader(handle)]
     result = []
     for label in labels:
         have = [r for r in rows if r["dataset"] == splits.name and r["normal_class"] == label]

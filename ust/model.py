@@ -90,7 +90,8 @@ class StudentTeacher(nn.Module):
         """Stride of the native lattice (``dense=False``)."""
         return self.teacher.stride
 
-    def _descriptors(self, net: DensePatchNet, images: torch.Tensor, dense: bool, offset: tuple[int, int]) -> torch.Tensor:
+    def _descriptors(self, net: DensePatchNet, images: torch.Tensor, dense: bool,
+                     offset: tuple[int, int]) -> torch.Tensor:
         return net(images) if dense else net.strided(images, offset)
 
     def teacher_targets(self, images: torch.Tensor, dense: bool = True,

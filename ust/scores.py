@@ -158,7 +158,10 @@ def anomaly_score(error: torch.Tensor, variance: torch.Tensor, normalization: Sc
                   components: str = "both", eps: float = 1e-12) -> torch.Tensor:
     """Combined anomaly score :math:`\\tilde e + \\tilde v` (Sec. 3.2, Eq. 12).
 
-    .. math:: \\tilde e_{(r,c)} + \\tilde v_{(r,c)} = \\frac{e_{(r,c)} - e_\\mu}{e_\\sigma} + \\frac{v_{(r,c)} - v_\\mu}{v_\\sigma}
+    .. math::
+
+        \\tilde e_{(r,c)} + \\tilde v_{(r,c)}
+        = \\frac{e_{(r,c)} - e_\\mu}{e_\\sigma} + \\frac{v_{(r,c)} - v_\\mu}{v_\\sigma}
 
     Args:
         error: ``(B, H, W)`` regression error.

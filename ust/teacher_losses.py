@@ -316,7 +316,8 @@ def refit_distillation_loss(descriptors: torch.Tensor, features: torch.Tensor, *
     fit_x, fit_y = pair(*fit, "fit") if fit is not None else (x, y)
     if fit_x.shape[1] != x.shape[1] or fit_y.shape[1] != y.shape[1]:
         raise ValueError(f"fit patches must have the evaluated patches' d and F; got "
-                         f"{tuple(fit_x.shape[1:])}/{tuple(fit_y.shape[1:])} against {tuple(x.shape[1:])}/{tuple(y.shape[1:])} "
+                         f"{tuple(fit_x.shape[1:])}/{tuple(fit_y.shape[1:])} against "
+                         f"{tuple(x.shape[1:])}/{tuple(y.shape[1:])} "
                          "(d + 1 with the bias).")
     weights = torch.linalg.lstsq(fit_x, fit_y, driver="gelsd").solution
     return (x @ weights - y).square().sum(1).mean()

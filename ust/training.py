@@ -176,8 +176,10 @@ def pretrain_teacher(sampler: PatchSampler, backbone: PretrainedFeatures | None,
             bar.set_postfix({k: f"{v[-1]:.3g}" for k, v in history.items()}, refresh=False)
     seconds = time.perf_counter() - start
     settings = dict(patch_size=sampler.patch_size, out_dim=out_dim, iterations=iterations, batch_size=batch_size,
-                    lr=lr, lr_schedule="cosine", weight_decay=weight_decay, lambda_k=lambda_k, lambda_m=lambda_m, lambda_c=lambda_c,
-                    margin=margin, compactness_penalty=compactness_penalty, standardize_features=standardize_features, seed=seed,
+                    lr=lr, lr_schedule="cosine", weight_decay=weight_decay,
+                    lambda_k=lambda_k, lambda_m=lambda_m, lambda_c=lambda_c,
+                    margin=margin, compactness_penalty=compactness_penalty,
+                    standardize_features=standardize_features, seed=seed,
                     backbone=backbone.name if backbone is not None else None,
                     max_shift=sampler.max_shift, noise_std=sampler.noise_std, image_scale=sampler.scale,
                     device=str(device))

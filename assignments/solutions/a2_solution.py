@@ -17,7 +17,8 @@ one scale with ``ust`` (the equations of assignment 1) and score images with
 """
 # SOLUTION VERSION: keep it out of the students' hands. ### SOLUTION ONLY
 # The starter, book/assignments/a2_starter.py, is made from this file with ### SOLUTION ONLY
-#   python -m ust.grading make-starter assignments/solutions/a2_solution.py -o book/assignments/a2_starter.py ### SOLUTION ONLY
+#   python -m ust.grading make-starter assignments/solutions/a2_solution.py \ ### SOLUTION ONLY
+#       -o book/assignments/a2_starter.py ### SOLUTION ONLY
 
 from __future__ import annotations
 

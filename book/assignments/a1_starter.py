@@ -71,7 +71,10 @@ def normalize_descriptors(descriptors: torch.Tensor, mean: torch.Tensor, std: to
 def student_regression_loss(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Student loss L(S_i), Eq. 8: squared distance to the normalised teacher, averaged over positions.
 
-    .. math:: \\mathcal L(S_i) = \\frac{1}{wh} \\sum_{(r,c)} \\lVert \\mu^{S_i}_{(r,c)} - \\tilde{\\mathbf y}_{(r,c)} \\rVert_2^2
+    .. math::
+
+        \\mathcal L(S_i) = \\frac{1}{wh} \\sum_{(r,c)}
+        \\lVert \\mu^{S_i}_{(r,c)} - \\tilde{\\mathbf y}_{(r,c)} \\rVert_2^2
 
     Average over the images of the batch as well.
 

@@ -351,8 +351,8 @@ def check_auroc(fn: Callable, n=40, seed=10, ties: bool = False, dtype=torch.flo
     alternatives = [(1 - expected, "AUROC is 1 - expected: label 1 marks the anomalies and a higher score must "
                                    "mean more anomalous; compare anomalous against normal scores.")]
     if ties:
-        alternatives += [(strict, "ties count as one half (the AUROC's definition in the introduction): you counted them as 0."),
-                         (loose, "ties count as one half (the AUROC's definition in the introduction): you counted them as 1.")]
+        rule = "ties count as one half (the AUROC's definition in the introduction)"
+        alternatives += [(strict, f"{rule}: you counted them as 0."), (loose, f"{rule}: you counted them as 1.")]
     expect_number(call(fn, scores, labels), expected, what="the AUROC", alternatives=alternatives,
                   rtol=1e-6, atol=1e-9)
 

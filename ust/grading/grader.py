@@ -125,7 +125,8 @@ def grade_submission(path: str | Path, assignment: int, *, timeout: float = 60.0
         out = Path(tmp) / "report.json"
         ready = Path(tmp) / "ready"
         command = [sys.executable, "-m", "ust.grading._worker", "--assignment", str(assignment),
-                   "--out", str(out), "--ready", str(ready), str(path.resolve())] + ([] if hidden else ["--public-only"])
+                   "--out", str(out), "--ready", str(ready), str(path.resolve())]
+        command += [] if hidden else ["--public-only"]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "UST_THREADS": "1",
                "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
         cwd = path.parent.resolve() if path.is_file() else path.resolve()

@@ -27,8 +27,8 @@ import sys
 import types
 from pathlib import Path
 
-__all__ = ["STARTER_NAMES", "REFERENCE_NAMES", "ReferenceCallRefused", "resolve_submission", "notebook_definitions", "reference_calls",
-           "load_namespace"]
+__all__ = ["STARTER_NAMES", "REFERENCE_NAMES", "ReferenceCallRefused", "resolve_submission", "notebook_definitions",
+           "reference_calls", "load_namespace"]
 
 #: The starter module of each assignment (also the module a notebook imports).
 STARTER_NAMES = {1: "a1_starter", 2: "a2_starter"}
