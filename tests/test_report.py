@@ -569,15 +569,17 @@ def test_teacher_capacity_csv_covers_the_shipped_teachers():
 
 
 def test_longer_teacher_csv_repeats_the_training_length_runs_under_another_teacher():
-    """Every CIFAR-10 class, paused at 100 and 400 steps, with every setting of training_length.csv but the teacher."""
+    """Every class of both datasets at 100 and 400 steps, with the settings of training_length.csv but the teacher."""
     longer = read_budget(RESULTS_DIR / "longer_teacher.csv")
     length = read_budget(RESULTS_DIR / "training_length.csv")
-    assert set(longer["teacher"]) == {"teacher_p33_kc_10k"} and set(longer["dataset"]) == {"cifar10"}
-    table = training_length_table(longer)              # one run per class, the same pauses for all
-    assert list(table.index) == list(range(10)) + ["mean"] and list(table.columns[:2]) == ["100 steps", "400 steps"]
-    assert ((table[["100 steps", "400 steps"]] > 0.5) & (table[["100 steps", "400 steps"]] < 1)).all().all()
+    assert set(longer["teacher"]) == {"teacher_p33_kc_10k"} and set(longer["dataset"]) == {"cifar10", "mnist"}
+    steps = ["100 steps", "400 steps"]
+    for dataset in ("cifar10", "mnist"):
+        table = training_length_table(longer[longer["dataset"] == dataset])  # one run per class, the same pauses
+        assert list(table.index) == list(range(10)) + ["mean"] and list(table.columns[:2]) == steps, dataset
+        assert ((table[steps] > 0.5) & (table[steps] <= 1)).all().all(), dataset
     settings = [k for k in BUDGET_RUN if k != "teacher"] + ["iteration", "n_test", "hardware"]
-    shipped = length[(length["dataset"] == "cifar10") & length["iteration"].isin([100, 400])]
+    shipped = length[length["iteration"].isin([100, 400])]
     assert sorted(map(tuple, longer[settings].values.tolist())) == sorted(map(tuple, shipped[settings].values.tolist()))
     capacity = read_capacity(RESULTS_DIR / "teacher_capacity.csv").set_index(["teacher", "source"])
     for source in ("pretraining", "cifar10", "mnist"):     # the longer teacher carries more of P than the shipped one
