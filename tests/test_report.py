@@ -372,7 +372,7 @@ def test_the_book_has_its_result_files():
     names = {p.name for p in RESULTS_DIR.glob("*.csv")}
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
             "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv", "mnist_kmc17.csv",
-            "cifar10_seeds.csv", "score_aggregation.csv", "training_length.csv", "teacher_capacity.csv",
+            "score_aggregation.csv", "training_length.csv", "teacher_capacity.csv",
             "longer_teacher.csv"} <= names, names
 
 
@@ -424,22 +424,19 @@ def test_teacher_ablation_csv_repeats_the_mnist_protocol(name, scale):
     assert teacher_ablation(kc + kmc, scale=scale).shape == (11, 6)
 
 
-def test_seed_tables_repeat_seed_0_and_add_seed_1():
-    """The second seed is measured on the same CPU and test images.
-
-    Seed 0 of cifar10_seeds.csv is cifar10.csv's p = 33.
-    """
-    for name in ("mnist.csv", "cifar10_seeds.csv"):
+def test_main_tables_have_two_seeds_at_every_scale():
+    """Both datasets: p = 17, 33 and their fusion with seeds 0 and 1, on the same test images (a spread per mean)."""
+    for name in ("mnist.csv", "cifar10.csv"):
         rows, settings = load_benchmark(RESULTS_DIR / name)
         assert settings["arguments"]["seeds"] == [0, 1] and not settings["arguments"]["subset_seeds"], name
+        assert settings["arguments"]["scales"] == [17, 33], name
         assert len({(r["n_test"], r["test_subset"]) for r in rows}) == 1, f"{name}: both seeds score the same images"
-    cifar, _ = load_benchmark(RESULTS_DIR / "cifar10.csv")
-    seeds, seeds_settings = load_benchmark(RESULTS_DIR / "cifar10_seeds.csv")
-    assert seeds_settings["arguments"]["scales"] == [33]
-    first = {(r["normal_class"], r["components"]): r["auroc"] for r in cifar if r["scale"] == "33"}
-    assert {(r["normal_class"], r["components"]): r["auroc"] for r in seeds if r["seed"] == 0} == first
-    _, std = auroc_table(seeds)
-    assert (std["p=33"] >= 0).all() and std["p=33"].notna().all()
+        for scale in ("17", "33", "fused"):
+            table = seed_table(rows, scale)
+            assert list(table.columns[:2]) == ["seed 0", "seed 1"] and table.notna().all().all(), (name, scale)
+            assert (table["range"] >= 0).all(), (name, scale)
+        _, std = auroc_table(rows)
+        assert (std >= 0).all().all() and std.notna().all().all(), name
 
 
 def test_score_aggregation_csv_scores_the_students_of_mnist_csv():
