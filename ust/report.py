@@ -318,6 +318,7 @@ BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "teacher", "n_student
                   "image_size", "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "val_auroc_splice",
                   "val_auroc_swap", "auroc", "auroc_error", "auroc_variance", "n_test", "hardware")
 
+
 class ValidationName(NamedTuple):
     """How tables and figures name one validation score of the budget CSV."""
 
@@ -840,7 +841,6 @@ def load_benchmark(csv_path: str | os.PathLike) -> tuple[list[dict[str, Any]], d
     settings = benchmark_settings(csv_path)
     check_complete(rows, settings)
     return rows, settings
-
 
 
 #: Columns of ``teacher_capacity.csv`` (``benchmarks/teacher_capacity.py``); see
