@@ -31,7 +31,6 @@ import argparse
 import os
 import time
 
-import numpy as np
 import torch
 
 from ust.backbones import load_backbone
@@ -50,9 +49,7 @@ def patch_sampler(source: str, patch_size: int, images_path: str | None, data_ro
             raise SystemExit("--sources pretraining needs --images, the teachers' pretraining photos "
                              "(e.g. ~/.cache/ust/tinyimagenet190.npz, see ust/weights/MODEL_CARD.md).")
         return PatchSampler(load_natural_images(images_path), patch_size, seed=seed)   # pretraining's upscaling
-    images = load_splits(source, data_root).train.images                                 # (N, H, W, C) uint8
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
+    images = load_natural_images(load_splits(source, data_root).train.images)   # (N, H, W, 3) uint8, gray as RGB
     return PatchSampler(images, patch_size, max_shift=0, seed=seed)
 
 

@@ -117,6 +117,22 @@ def test_distillation_capacity_is_one_for_features_the_teacher_determines(digits
     assert result["total_variance"] == pytest.approx(20.0, rel=0.2)    # standardised on the other half
 
 
+def test_distillation_capacity_leaves_the_teacher_in_its_mode(digits):
+    teacher = ust.PatchNet(17, out_dim=8).train()
+    ust.training.distillation_capacity(teacher, lambda patches: patches.mean((2, 3)), _sampler(digits, 17, seed=5),
+                                       n_patches=128)
+    assert teacher.training
+
+
+def test_feature_standardization_uses_one_overall_scale():
+    features = torch.tensor([[0.0, 10.0], [2.0, 10.0], [4.0, 16.0], [6.0, 16.0]])
+    mean, scale = ust.training._feature_standardization(features)
+    # deviations (-3, -3), (-1, -3), (1, 3), (3, 3): mean square (9+9+1+9+1+9+9+9)/8 = 7
+    assert mean.tolist() == [3.0, 13.0] and scale.item() == pytest.approx(7 ** 0.5)
+    constant = torch.ones(3, 2)                 # no spread: the scale is clamped, no division by 0
+    assert ust.training._feature_standardization(constant)[1].item() == pytest.approx(1e-6)
+
+
 def test_distillation_capacity_of_the_shipped_teacher(digits, backbone):
     teacher = ust.pretrained_teacher(17)
     result = ust.training.distillation_capacity(teacher, backbone, _sampler(digits, 17, seed=5), n_patches=2048)

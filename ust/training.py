@@ -136,8 +136,7 @@ def pretrain_teacher(sampler: PatchSampler, backbone: PretrainedFeatures | None,
             with torch.no_grad():
                 reference = torch.cat([backbone(sampler.sample(min(256, reference_patches)).to(device))
                                        for _ in range(max(1, reference_patches // 256))])
-            feature_mean = reference.mean(0)
-            feature_std = (reference - feature_mean).square().mean().sqrt().clamp_min(1e-6)  # one number
+            feature_mean, feature_std = _feature_standardization(reference)
     params = list(teacher.parameters()) + (list(decoder.parameters()) if decoder is not None else [])
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
@@ -188,6 +187,17 @@ def pretrain_teacher(sampler: PatchSampler, backbone: PretrainedFeatures | None,
     return TeacherTraining(teacher, decoder, history, settings, seconds)
 
 
+def _feature_standardization(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean ``(F,)`` of ``features`` ``(N, F)`` and one overall standard deviation (a 0-d tensor).
+
+    One scale for all ``F`` features, not one per feature, so that Eq. 1
+    still weighs the features as the pretrained network does; used by
+    :func:`pretrain_teacher` (its targets) and :func:`distillation_capacity`.
+    """
+    mean = features.mean(0)
+    return mean, (features - mean).square().mean().sqrt().clamp_min(1e-6)
+
+
 def distillation_capacity(teacher: PatchNet, backbone: PretrainedFeatures, sampler: PatchSampler, *,
                           n_patches: int = 4096, batch_size: int = 256) -> dict[str, float]:
     """How much of the pretrained network's features a teacher carries, against the most its ``d`` allows.
@@ -231,17 +241,19 @@ def distillation_capacity(teacher: PatchNet, backbone: PretrainedFeatures, sampl
     if n_patches < 16 * teacher.out_dim:
         raise ValueError(f"n_patches must be at least 16 d = {16 * teacher.out_dim} for a stable decoder fit; "
                          f"got {n_patches}.")
-    teacher = teacher.eval()
+    was_training = teacher.training
+    teacher.eval()
     descriptors, features = [], []
-    with torch.no_grad():
-        for start in range(0, 2 * n_patches, batch_size):
-            patches = sampler.sample(min(batch_size, 2 * n_patches - start))
-            descriptors.append(teacher.describe(patches))
-            features.append(backbone(patches))
+    try:
+        with torch.no_grad():
+            for start in range(0, 2 * n_patches, batch_size):
+                patches = sampler.sample(min(batch_size, 2 * n_patches - start))
+                descriptors.append(teacher.describe(patches))
+                features.append(backbone(patches))
+    finally:
+        teacher.train(was_training)                     # the caller's module leaves in the mode it came in
     descriptors, features = torch.cat(descriptors).double(), torch.cat(features).double()
-    fit_half = features[:n_patches]
-    mean = fit_half.mean(0)
-    scale = (fit_half - mean).square().mean().sqrt().clamp_min(1e-12)
+    mean, scale = _feature_standardization(features[:n_patches])
     features = (features - mean) / scale
     held = features[n_patches:]
     total = distillation_floor(held, 0).item()
