@@ -405,6 +405,8 @@ def test_student_budget_csv():
     assert (scores.isna() | scores.ge(0) & scores.le(1)).all().all()          # later validation scores: empty before
     assert frame["image_size"].str.fullmatch(r"\d+x\d+").all()
     assert frame["hardware"].str.fullmatch(r"(cpu|cuda): .+").all()            # every run names its machine
+    # chapter 6 captions the table with one patch size, one M and one CPU thread
+    assert (frame["threads"] == 1).all() and frame["patch_size"].nunique() == 1 == frame["n_students"].nunique()
 
 
 @pytest.mark.parametrize("name, scale", [("mnist_kmc.csv", 33), ("mnist_kmc17.csv", 17)])
