@@ -352,13 +352,15 @@ def test_image_size_study_pairs_upscaled_runs_with_their_native_run():
     native += [dict(r, batch_size=4) for r in _budget_rows(8, [(100, 0.6)])]
     upscaled = [dict(r, image_size="56x56") for r in _budget_rows(8, [(100, 0.88), (200, 0.94), (400, 0.95)])]
     other = [dict(r, dataset="toy2", image_size="32x32") for r in _budget_rows(0, [(100, 0.6)])]  # its own native
-    frame = pd.DataFrame(native + upscaled + other)
+    frame = pd.DataFrame(native + upscaled + other).reindex(columns=list(BUDGET_COLUMNS))   # as read_budget's
     kept, comparison = image_size_study(frame)
     assert len(kept) == 4 and set(kept["image_size"]) == {"28x28", "32x32"}
     # batch-4 run has no upscaled twin, step 400 no native one: two pairs remain
     assert comparison[["iteration", "val_auroc native", "val_auroc upscaled"]].values.tolist() == [
         [100, 0.55, 0.88], [200, 0.69, 0.94]]
     assert set(comparison["image_size upscaled"]) == {"56x56"}
+    assert comparison["train_seconds upscaled"].tolist() == [10.0, 20.0]              # iteration / 10 in _budget_rows
+    assert comparison["val_auroc_swap native"].isna().all()                           # not measured: kept empty
     assert (comparison["hardware native"] == comparison["hardware upscaled"]).all()
     assert list(comparison.columns[:3]) == ["dataset", "normal_class", "iteration"]
 

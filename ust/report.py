@@ -469,8 +469,9 @@ def image_size_study(frame):
         columns), and one row per checkpoint of each upscaled run with the
         matching native run (same dataset, class, patch size, students,
         batch, learning rate, threads and iteration): columns
-        ``dataset, normal_class, iteration``, then ``image_size``,
-        ``val_auroc``, ``val_auroc_rotate``, ``auroc``, ``auroc_error``, ``auroc_variance`` and
+        ``dataset, normal_class, iteration``, then ``image_size``, the
+        validation columns of :data:`BUDGET_VALIDATION`, ``auroc``,
+        ``auroc_error``, ``auroc_variance``, ``train_seconds`` and
         ``hardware`` (runs on different CPUs differ in their last digits, or more) for
         the native (suffix `` native``) and the upscaled run (`` upscaled``).
         Checkpoints without a native counterpart are left out.
@@ -480,7 +481,7 @@ def image_size_study(frame):
     is_native = pixels == pixels.groupby(frame["dataset"]).transform("min")
     native, upscaled = frame[is_native].reset_index(drop=True), frame[~is_native]
     keys = [k for k in BUDGET_RUN if k != "image_size"] + ["iteration"]
-    values = ["image_size", "val_auroc", "val_auroc_rotate", "auroc", "auroc_error", "auroc_variance", "hardware"]
+    values = ["image_size", *BUDGET_VALIDATION, "auroc", "auroc_error", "auroc_variance", "train_seconds", "hardware"]
     comparison = native[keys + values].merge(upscaled[keys + values], on=keys, suffixes=(" native", " upscaled"))
     columns = ["dataset", "normal_class", "iteration"] + [f"{v}{s}" for s in (" native", " upscaled") for v in values]
     return native, comparison[columns]
