@@ -375,7 +375,7 @@ def test_the_book_has_its_result_files():
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
             "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv", "mnist_kmc17.csv",
             "score_aggregation.csv", "training_length.csv", "teacher_capacity.csv",
-            "longer_teacher.csv"} <= names, names
+            "longer_teacher.csv", "longer_teacher_baselines.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -409,6 +409,15 @@ def test_student_budget_csv():
     assert frame["hardware"].str.fullmatch(r"(cpu|cuda): .+").all()            # every run names its machine
     # chapter 6 captions the table with one patch size, one M and one CPU thread
     assert (frame["threads"] == 1).all() and frame["patch_size"].nunique() == 1 == frame["n_students"].nunique()
+
+
+def test_longer_teacher_baselines_repeat_the_cifar10_knn_teacher_protocol():
+    """The k-NN baseline under the 10,000-step teacher: same classes, splits and test images as cifar10_baselines."""
+    shipped = [r for r in read_baselines(RESULTS_DIR / "cifar10_baselines.csv") if r["method"] == "knn_teacher"]
+    longer = read_baselines(RESULTS_DIR / "longer_teacher_baselines.csv")
+    assert {r["method"] for r in longer} == {"knn_teacher"}
+    settings = ("dataset", "normal_class", "class_name", "n_train", "n_test", "image_size")
+    assert [[r[k] for k in settings] for r in longer] == [[r[k] for k in settings] for r in shipped]
 
 
 @pytest.mark.parametrize("name, scale", [("mnist_kmc.csv", 33), ("mnist_kmc17.csv", 17)])
