@@ -375,7 +375,7 @@ def test_the_book_has_its_result_files():
     assert {"mnist.csv", "mnist_baselines.csv", "cifar10.csv", "cifar10_baselines.csv",
             "dense_extraction.csv", "student_budget.csv", "mnist_kmc.csv", "mnist_kmc17.csv",
             "score_aggregation.csv", "training_length.csv", "teacher_capacity.csv",
-            "longer_teacher.csv", "longer_teacher_baselines.csv"} <= names, names
+            "longer_teacher.csv", "longer_teacher_baselines.csv", "image_size.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -392,9 +392,9 @@ def test_benchmark_csv_schema_and_every_class(path):
 @pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.name)
 def test_baselines_csv_schema_and_every_class(path):
     rows = read_baselines(path)
-    methods = {r["method"] for r in rows}
-    for method in methods:
-        assert sorted(r["normal_class"] for r in rows if r["method"] == method) == list(range(10)), method
+    for dataset, method in {(r["dataset"], r["method"]) for r in rows}:     # every class once per dataset and method
+        classes = [r["normal_class"] for r in rows if (r["dataset"], r["method"]) == (dataset, method)]
+        assert sorted(classes) == list(range(10)), (dataset, method)
     assert all(0.0 <= r["auroc"] <= 1.0 for r in rows)
 
 
@@ -411,13 +411,41 @@ def test_student_budget_csv():
     assert (frame["threads"] == 1).all() and frame["patch_size"].nunique() == 1 == frame["n_students"].nunique()
 
 
-def test_longer_teacher_baselines_repeat_the_cifar10_knn_teacher_protocol():
-    """The k-NN baseline under the 10,000-step teacher: same classes, splits and test images as cifar10_baselines."""
-    shipped = [r for r in read_baselines(RESULTS_DIR / "cifar10_baselines.csv") if r["method"] == "knn_teacher"]
+def test_image_size_csv_repeats_the_cifar10_protocol_at_64_pixels():
+    """Every CIFAR-10 class at 64x64 after 100 steps, the settings of training_length.csv otherwise (same CPU).
+
+    The airplanes repeat their 64x64 run of student_budget.csv to the last
+    digit: the same training, paused at the same step, scores the same.
+    """
+    import pandas as pd
+
+    frame = read_budget(RESULTS_DIR / "image_size.csv")
+    assert set(frame["dataset"]) == {"cifar10"} and sorted(frame["normal_class"]) == list(range(10))
+    assert set(frame["image_size"]) == {"64x64"} and set(frame["iteration"]) == {100}
+    assert frame[["val_auroc", "val_auroc_swap", "auroc", "auroc_error", "auroc_variance"]].notna().all().all()
+    length = read_budget(RESULTS_DIR / "training_length.csv")
+    native = length[length["dataset"] == "cifar10"]
+    kept, pairs = image_size_study(pd.concat([native, frame]))       # same run settings, CPU and step: paired
+    assert sorted(pairs["normal_class"]) == list(range(10)) and set(pairs["image_size native"]) == {"32x32"}
+    earlier = read_budget(RESULTS_DIR / "student_budget.csv")
+    earlier = earlier[(earlier["dataset"] == "cifar10") & (earlier["image_size"] == "64x64")
+                      & (earlier["iteration"] == 100)]
+    scores = ["val_auroc", "auroc", "auroc_error", "auroc_variance"]
+    airplanes = frame[frame["normal_class"] == 0]
+    assert len(earlier) == 1
+    assert earlier[scores].values[0].tolist() == pytest.approx(airplanes[scores].values[0].tolist(), abs=1e-12)
+
+
+def test_longer_teacher_baselines_repeat_the_knn_teacher_protocol():
+    """The k-NN baseline under the 10,000-step teacher: same classes, splits and test images as each dataset's file."""
     longer = read_baselines(RESULTS_DIR / "longer_teacher_baselines.csv")
     assert {r["method"] for r in longer} == {"knn_teacher"}
+    assert {r["dataset"] for r in longer} == {"cifar10", "mnist"}
     settings = ("dataset", "normal_class", "class_name", "n_train", "n_test", "image_size")
-    assert [[r[k] for k in settings] for r in longer] == [[r[k] for k in settings] for r in shipped]
+    for dataset in ("cifar10", "mnist"):
+        shipped = [r for r in read_baselines(RESULTS_DIR / f"{dataset}_baselines.csv") if r["method"] == "knn_teacher"]
+        mine = [r for r in longer if r["dataset"] == dataset]
+        assert [[r[k] for k in settings] for r in mine] == [[r[k] for k in settings] for r in shipped], dataset
 
 
 @pytest.mark.parametrize("name, scale", [("mnist_kmc.csv", 33), ("mnist_kmc17.csv", 17)])
