@@ -12,7 +12,7 @@ from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_
                         aggregation_table, auroc_table, baseline_table, budget_plot, budget_run_key, budget_runs,
                         check_complete, choose_by_validation,
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
-                        merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_table, ablation_table,
+                        merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_table, teacher_ablation,
                         training_length_plot, training_length_table, validation_judges, wall_times,
                         CAPACITY_COLUMNS, capacity_plot, capacity_table, merge_capacity_rows, read_capacity)
 
@@ -462,7 +462,7 @@ def test_teacher_ablation_csv_repeats_the_mnist_protocol(name, scale):
     assert {k: kc_settings["arguments"][k] for k in same} == {k: kmc_settings["arguments"][k] for k in same}
     assert kmc_settings["arguments"]["scales"] == [scale] and scale in kc_settings["arguments"]["scales"]
     assert kc_settings["hardware"] == kmc_settings["hardware"]      # CPU kernels decide the last digits
-    assert ablation_table(kc + kmc, scale=scale).shape == (11, 6)
+    assert teacher_ablation(kc + kmc, scale=scale).shape == (11, 6)
 
 
 def test_main_tables_have_two_seeds_at_every_scale():
@@ -538,25 +538,20 @@ def test_dense_extraction_csv():
     assert all(float(r["max_abs_diff"]) <= 1e-4 and float(r["speedup"]) > 1 for r in rows)
 
 
-def test_ablation_table_columns_and_means():
+def test_teacher_ablation_columns_and_means():
     kc = _rows(seeds=(0,), scales=("33",))
     kmc = [dict(r, teacher="u", auroc=r["auroc"] + 0.1) for r in kc]
     kc += [dict(r, components="error", auroc=0.9) for r in kc]
-    table = ablation_table(kc + kmc, scale=33)
+    table = teacher_ablation(kc + kmc, scale=33)
     assert list(table.columns) == [("both", "t"), ("both", "u"), ("error", "t")]   # no error rows for "u"
     assert list(table.index) == ["c0", "c1", "mean"]
     # class 1, seed 0, p=33: 0.5 + 0.1 + 0.033 for "t", 0.1 more for "u"
     assert table.loc["c1", ("both", "t")] == pytest.approx(0.633)
     assert table.loc["mean", ("both", "u")] == pytest.approx((0.633 + 0.533) / 2 + 0.1)
-    with pytest.raises(ResultsError, match="at least two values of"):
-        ablation_table(kc, scale=33)
+    with pytest.raises(ResultsError, match="at least two teachers"):
+        teacher_ablation(kc, scale=33)
     with pytest.raises(ResultsError, match="no rows at scale 17"):
-        ablation_table(kc + kmc, scale=17)
-    # the same rows told apart by another column: two image sizes of one teacher
-    sizes = [dict(r, image_size="32x32") for r in kc] + [dict(r, teacher="t", image_size="64x64") for r in kmc]
-    by_size = ablation_table(sizes, scale=33, by="image_size")
-    assert by_size.columns.names == ["component", "image_size"]
-    assert by_size.loc["mean", ("both", "64x64")] == pytest.approx(table.loc["mean", ("both", "u")])
+        teacher_ablation(kc + kmc, scale=17)
 
 
 def _capacity_row(teacher, source, explained, ceiling, iterations=3000):

@@ -21,7 +21,7 @@ from .experiments import BASELINE_COLUMNS, FUSED, read_rows, summarize
 
 __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_settings", "check_complete",
            "auroc_table", "seed_table", "baseline_table", "load_benchmark", "comparison_table", "read_baselines",
-           "class_bars", "wall_times", "ablation_table", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION",
+           "class_bars", "wall_times", "teacher_ablation", "BUDGET_COLUMNS", "BUDGET_RUN", "BUDGET_VALIDATION",
            "ValidationName",
            "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
@@ -255,47 +255,45 @@ def class_bars(tables: Mapping[str, Any], *, ax=None, title: str = "AUROC per no
     return ax
 
 
-def ablation_table(rows: Sequence[Mapping[str, Any]], scale: int | str, by: str = "teacher"):
-    """Mean AUROC per class for each run and score component: an ablation of one setting.
+def teacher_ablation(rows: Sequence[Mapping[str, Any]], scale: int | str):
+    """Mean AUROC per class for each teacher and score component: the ablation "with and without L_m".
 
     Introduced in the book's chapter *Results*. Pass the rows of several
-    benchmark runs that differ in one setting only, named by ``by``: the
-    ``teacher`` (the shipped ``kc`` and ``kmc`` teachers, "with and without
-    L_m", Sec. 3.1) or the ``image_size`` (the same students' protocol at
-    two sizes).
+    benchmark runs that differ only in their teacher (for example the
+    shipped ``kc`` and ``kmc`` teachers, Sec. 3.1); they are told apart by
+    their ``teacher`` column.
 
     Args:
         rows: Benchmark rows of all runs together (:func:`ust.experiments.read_rows`).
         scale: The patch size to compare (a column of :func:`auroc_table`).
-        by: The column that tells the runs apart.
 
     Returns:
         A :class:`pandas.DataFrame`, index ``class_name`` (with the ``mean``
-        row last), columns a two-level index ``(component, by)`` with the
-        components in the order ``both``, ``error``, ``variance`` and the
-        runs in the order of their first row.
+        row last), columns a two-level index ``(component, teacher)`` with
+        the components in the order ``both``, ``error``, ``variance``.
 
     Raises:
-        ResultsError: Fewer than two runs, or a run without rows at this scale.
+        ResultsError: Fewer than two teachers, or a teacher without rows at
+            this scale.
     """
     import pandas as pd
 
-    runs = list(dict.fromkeys(str(r[by]) for r in rows))
-    if len(runs) < 2:
-        raise ResultsError(f"an ablation needs the rows of at least two values of {by!r}; got {runs}.")
+    teachers = list(dict.fromkeys(str(r["teacher"]) for r in rows))
+    if len(teachers) < 2:
+        raise ResultsError(f"an ablation needs the rows of at least two teachers; got {teachers}.")
     column = f"p={scale}"
     parts = {}
     for comp in ("both", "error", "variance"):
-        for name in runs:
-            mine = [r for r in rows if str(r[by]) == name and r["components"] == comp]
+        for name in teachers:
+            mine = [r for r in rows if str(r["teacher"]) == name and r["components"] == comp]
             if not mine:
                 continue
             table = auroc_table(mine, components=comp)[0]
             if column not in table.columns:
-                raise ResultsError(f"{by} {name!r} has no rows at scale {scale}; it has {list(table.columns)}.")
+                raise ResultsError(f"teacher {name!r} has no rows at scale {scale}; it has {list(table.columns)}.")
             parts[(comp, name)] = table[column]
     frame = pd.DataFrame(parts)
-    frame.columns.names = ["component", by]
+    frame.columns.names = ["component", "teacher"]
     return frame
 
 
