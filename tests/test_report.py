@@ -425,7 +425,7 @@ def test_image_size_csv_repeats_the_cifar10_protocol_at_64_pixels():
     assert frame[["val_auroc", "val_auroc_swap", "auroc", "auroc_error", "auroc_variance"]].notna().all().all()
     length = read_budget(RESULTS_DIR / "training_length.csv")
     native = length[length["dataset"] == "cifar10"]
-    kept, pairs = image_size_study(pd.concat([native, frame]))       # same run settings, CPU and step: paired
+    _, pairs = image_size_study(pd.concat([native, frame]))          # same run settings, CPU and step: paired
     assert sorted(pairs["normal_class"]) == list(range(10)) and set(pairs["image_size native"]) == {"32x32"}
     earlier = read_budget(RESULTS_DIR / "student_budget.csv")
     earlier = earlier[(earlier["dataset"] == "cifar10") & (earlier["image_size"] == "64x64")
