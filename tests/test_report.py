@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 
 import pytest
 
@@ -315,6 +316,9 @@ def test_narrow_lets_headers_wrap():
 
     html = narrow(pd.DataFrame({"k-NN efficientnet": [0.5]}).style, header_width="6em").to_html()
     assert "max-width: 6em" in html and "white-space: normal" in html and 'style="font-size: 0.85em"' in html
+    # only the column headers are limited; the row labels keep their width
+    assert re.search(r"th\.col_heading \{[^}]*max-width: 6em", html)
+    assert not re.search(r"th \{[^}]*max-width", html)
 
 
 def test_budget_runs_and_merging_two_invocations():
