@@ -183,6 +183,27 @@ def seed_table(rows: Sequence[Mapping[str, Any]], scale: int | str, components: 
     return table
 
 
+def seed_means(rows: Sequence[Mapping[str, Any]], components: str = "both"):
+    """Mean AUROC over the classes for each seed (columns) and scale (rows), and their range.
+
+    Introduced in the book's chapter *Results* (how firm is a mean?).
+
+    Args:
+        rows: Benchmark rows (:func:`ust.experiments.read_rows`).
+        components: Which score (see :func:`auroc_table`).
+
+    Returns:
+        A :class:`pandas.DataFrame`, index ``"p=17"``, ... and ``"fused"``
+        (the scales present, in that order), columns as in :func:`seed_table`.
+    """
+    import pandas as pd
+
+    scales = sorted({str(r["scale"]) for r in rows if str(r["scale"]) != FUSED}, key=int)
+    scales += [FUSED] if any(str(r["scale"]) == FUSED for r in rows) else []
+    return pd.DataFrame({(s if s == FUSED else f"p={s}"): seed_table(rows, s, components).loc["mean"]
+                         for s in scales}).T
+
+
 def baseline_table(rows: Sequence[Mapping[str, Any]]):
     """Baseline AUROC per class (rows) and method (columns), with a ``mean`` row.
 
