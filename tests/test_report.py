@@ -69,6 +69,10 @@ def test_seed_means_one_row_per_scale_in_order():
     assert table.loc["p=33", "seed 1"] == pytest.approx((0.543 + 0.643) / 2)  # the mean over the two classes
     assert table.loc["p=65"].to_numpy() == pytest.approx([0.9, 0.91, 0.01])
     assert list(seed_means(_rows(scales=("33",))).index) == ["p=33"]        # one scale: no fused row
+    with pytest.raises(ResultsError, match="no benchmark rows"):
+        seed_means([])
+    with pytest.raises(ResultsError, match="components='error'"):
+        seed_means(rows, components="error")
 
 
 def test_check_complete_names_the_missing_row():

@@ -195,11 +195,16 @@ def seed_means(rows: Sequence[Mapping[str, Any]], components: str = "both"):
     Returns:
         A :class:`pandas.DataFrame`, index ``"p=17"``, ... and ``"fused"``
         (the scales present, in that order), columns as in :func:`seed_table`.
+
+    Raises:
+        ResultsError: No rows, or a scale without rows of ``components``.
     """
     import pandas as pd
 
     scales = sorted({str(r["scale"]) for r in rows if str(r["scale"]) != FUSED}, key=int)
     scales += [FUSED] if any(str(r["scale"]) == FUSED for r in rows) else []
+    if not scales:
+        raise ResultsError("no benchmark rows to summarise; pass the rows of ust.report.load_benchmark(csv).")
     return pd.DataFrame({(s if s == FUSED else f"p={s}"): seed_table(rows, s, components).loc["mean"]
                          for s in scales}).T
 
