@@ -412,6 +412,33 @@ def test_checkpoint_aurocs_validate_with_the_kinds_asked():
     assert {k: default[k] for k in got if k in default} == {k: got[k] for k in got if k in default}
 
 
+def test_validation_aurocs_by_scale_equal_synthetic_validation_of_each_scale_and_the_fusion():
+    """One calibration and one scoring per scale give the AUROCs of the separate calls, fused as Eq. 13 fuses."""
+    splits = _splits(n_train=60, n_test=4, size=12)
+    data = one_class_split(splits, 1, channels=3, seed=1)
+    teachers = _teachers(17, 33)
+    models = [train_students(teachers[p], data.train, seed=2, **FAST).model for p in (17, 33)]
+    for m in models:
+        m.calibrate(data.val[:2])
+    kept = [m.normalization for m in models]
+    kinds = ("stroke", "rotate", "splice", "swap")
+    got = ex.validation_aurocs_by_scale(models, data.val, kinds=kinds, seed=4)
+    assert list(got) == ["17", "33", "fused"]
+    assert [m.normalization for m in models] == kept                     # left as it was
+    for kind in kinds:
+        column = ex.validation_column(kind)
+        for name, model in (("17", models[0]), ("33", models[1]), ("fused", MultiScaleStudentTeacher(models))):
+            assert got[name][column] == pytest.approx(
+                ex.synthetic_validation_auroc(model, data.val, kind=kind, seed=4), abs=1e-12), (name, kind)
+    assert got["17"] != got["33"] != got["fused"]                          # each scale's own scores
+    single = ex.validation_aurocs_by_scale(models[1:], data.val, kinds=("stroke",), seed=4)
+    assert single == {"33": {"val_auroc": got["33"]["val_auroc"]}}      # no fusion of one scale
+    with pytest.raises(ValueError, match=r"one model per patch size; got patch sizes \[17, 17\]"):
+        ex.validation_aurocs_by_scale([models[0], models[0]], data.val)
+    with pytest.raises(ValueError, match=r"kind must be one of .*got 'tilt'"):
+        ex.validation_aurocs_by_scale(models, data.val, kinds=("stroke", "tilt"))
+
+
 def test_validation_column_names():
     assert [ex.validation_column(k) for k in ("stroke", "rotate", "splice", "swap", "blob")] == [
         "val_auroc", "val_auroc_rotate", "val_auroc_splice", "val_auroc_swap", "val_auroc_blob"]

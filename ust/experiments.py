@@ -53,7 +53,7 @@ __all__ = [
     "COLUMNS", "DATASET_CHOICES", "FUSED", "load_splits", "resolve_class", "parse_classes", "component_scores",
     "run_one_class", "run_benchmark", "read_rows", "write_rows", "summarize", "hardware_description",
     "synthetic_validation_auroc", "VALIDATION_KINDS", "validation_column", "checkpoint_aurocs",
-    "checkpoint_aurocs_by_reduction", "teacher_name",
+    "checkpoint_aurocs_by_reduction", "validation_aurocs_by_scale", "teacher_name",
     "run_baselines_one_class", "run_baselines", "BASELINE_COLUMNS", "BASELINE_METHODS",
 ]
 
@@ -634,6 +634,56 @@ def checkpoint_aurocs_by_reduction(model, data, *, seed: int = 0,
         out[r].update({name: image_auroc(scores[r][c], data.test_labels)
                        for name, c in (("auroc", "both"), ("auroc_error", "error"), ("auroc_variance", "variance"))})
     return out
+
+
+def validation_aurocs_by_scale(models: Sequence, val_images: torch.Tensor, *, kinds: Sequence[str] = VALIDATION_KINDS,
+                               seed: int = 0) -> dict[str, dict[str, float]]:
+    """Choose the scale without test data: :func:`synthetic_validation_auroc` of each scale and of their fusion.
+
+    Introduced in the book's chapter *Results* (choosing the scale). For
+    every scale and for the fusion of all of them (Eq. 13, the mean of the
+    scales' image scores, as :func:`run_one_class` fuses), the AUROC of
+    normal validation images against each kind of synthetic anomaly.
+    Each scale is calibrated on the same half of the validation images and
+    scores the other half once, then each kind's anomalies: the values
+    equal :func:`synthetic_validation_auroc` of each model and of their
+    :class:`~ust.model.MultiScaleStudentTeacher` (lattice maps, mean
+    reduction, combined score), for a fraction of its cost.
+
+    Args:
+        models: Trained :class:`~ust.model.StudentTeacher` s, one per patch
+            size, on the images' own size; their normalisation is left as it was.
+        val_images: ``(N, C, H, W)`` anomaly-free validation images, ``N >= 4``.
+        kinds: The synthetic anomalies (see :func:`synthetic_validation_auroc`).
+        seed: Seeds the halves and the anomalies.
+
+    Returns:
+        ``{scale: {validation_column(kind): auroc}}`` with the scales as
+        strings in the order of ``models`` (``"17"``, ``"33"``, ...), then
+        :data:`FUSED` when there are several.
+
+    Raises:
+        ValueError: No models, a patch size twice, fewer than 4 images or
+            an unknown ``kind``, before any network runs.
+    """
+    from .metrics import image_auroc
+
+    sizes = [m.patch_size for m in models]
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise ValueError(f"validation_aurocs_by_scale needs one model per patch size; got patch sizes {sizes}.")
+    sets = {kind: _synthetic_validation_sets(val_images, kind, seed, None) for kind in kinds}
+    calib, held, _ = next(iter(sets.values()))          # the halves depend on the seed only, not on the kind
+    scores: dict[str, dict[str, torch.Tensor]] = {}
+    with _calibrated(models, calib):
+        for m in models:
+            normal = m.image_scores(held)
+            scores[str(m.patch_size)] = {kind: torch.cat([normal, m.image_scores(anomalous)])
+                                         for kind, (_, _, anomalous) in sets.items()}
+    if len(models) > 1:
+        scores[FUSED] = {kind: torch.stack([s[kind] for s in scores.values()]).mean(0) for kind in kinds}
+    labels = {kind: _normal_then_anomalous(held, anomalous) for kind, (_, _, anomalous) in sets.items()}
+    return {scale: {validation_column(kind): image_auroc(s[kind], labels[kind]) for kind in kinds}
+            for scale, s in scores.items()}
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
