@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import ust
-from ust.report import aggregation_table, capacity_table, read_aggregation, read_budget, read_capacity
+from ust.report import (aggregation_table, capacity_table, read_aggregation, read_budget, read_capacity,
+                        read_scale_choice, scale_choice_table)
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 TINY = ["--dataset", "digits", "--classes", "1", "--max-test", "60", "--students", "2", "--threads", "1",
@@ -37,6 +38,17 @@ def test_budget_and_aggregation_score_the_same_students_alike(tmp_path):
     for score in ("val_auroc", "val_auroc_rotate", "auroc"):
         assert table.loc["1", (score, "mean")] == pytest.approx(last[score], abs=1e-12), score
     assert ((table >= 0) & (table <= 1)).all().all()
+
+    # the scale choice trains p = 17 and p = 33 alike: its p = 33 row is the budget's last pause once more
+    for _ in range(2):                                   # a rerun replaces the class's rows instead of adding them
+        out = _run("scale_choice.py", "--iterations", "2", "--out", str(tmp_path / "scales.csv"))
+    assert "validation by splice chooses" in out
+    scales = read_scale_choice(tmp_path / "scales.csv")
+    assert list(scales["scale"]) == ["17", "33", "fused"]
+    p33 = scales.set_index("scale").loc["33"]
+    for score in ("val_auroc", "val_auroc_rotate", "val_auroc_splice", "val_auroc_swap", "auroc", "auroc_variance"):
+        assert p33[score] == pytest.approx(last[score], abs=1e-12), score
+    assert list(scale_choice_table(scales).index) == ["1", "mean"]
 
 
 def test_budget_with_a_teacher_checkpoint(tmp_path):

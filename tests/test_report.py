@@ -14,6 +14,7 @@ from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_
                         check_complete, choose_by_validation,
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_means, seed_table,
+                        SCALE_CHOICE_COLUMNS, merge_scale_choice_rows, read_scale_choice, scale_choice_table,
                         teacher_ablation,
                         training_length_plot, training_length_table, validation_judges, wall_times,
                         CAPACITY_COLUMNS, capacity_plot, capacity_table, merge_capacity_rows, read_capacity)
@@ -168,6 +169,46 @@ def test_aggregation_table_pivots_and_averages(tmp_path):
         read_aggregation(path)
     with pytest.raises(ResultsError, match="score_aggregation.py"):
         read_aggregation(tmp_path / "missing.csv")
+
+
+def _scale_choice_rows(label, scales):
+    """One class's rows: ``{scale: (stroke, turn, splice, swap validation AUROCs, test AUROC)}``."""
+    return [dict(dataset="toy", normal_class=label, class_name=f"c{label}", scale=scale, n_students=3, iterations=100,
+                 batch_size=8, lr=1e-3, seed=0, val_auroc=v[0], val_auroc_rotate=v[1], val_auroc_splice=v[2],
+                 val_auroc_swap=v[3], auroc=v[4], auroc_error=v[4], auroc_variance=0.5, n_test=20, train_seconds=9.5,
+                 hardware="cpu: toy") for scale, v in scales.items()]
+
+
+def test_scale_choice_table_takes_the_scale_each_validation_anomaly_ranks_first(tmp_path):
+    path = tmp_path / "scales.csv"
+    rows = (_scale_choice_rows(3, {"17": (0.9, 0.5, 0.6, 0.7, 0.80), "33": (0.8, 0.9, 0.6, 0.6, 0.90),
+                                   "fused": (0.7, 0.8, 0.6, 0.8, 0.85)})
+            + _scale_choice_rows(1, {"17": (0.5, 0.5, 0.5, 0.5, 0.70), "33": (0.6, 0.6, 0.6, 0.9, 0.60),
+                                     "fused": (0.7, 0.5, 0.5, 0.5, 0.65)}))
+    write_rows(path, rows, columns=SCALE_CHOICE_COLUMNS)     # how benchmarks/scale_choice.py writes it
+    table = scale_choice_table(read_scale_choice(path))
+    assert list(table.index) == ["c1", "c3", "mean"]                          # class order, mean last
+    assert list(table.columns[:4]) == ["17", "33", "fused", "best on test"]
+    chosen = table.loc[["c1", "c3"], [c for c in table if c.startswith("scale by")]]
+    assert chosen.to_dict("list") == {
+        "scale by strokes": ["fused", "17"], "scale by turns": ["33", "33"],
+        "scale by splices": ["33", "17"],                 # class 3: a three-way tie goes to the first row
+        "scale by swaps": ["33", "fused"],
+        "scale by all four": ["33", "33"]}                # class 3: means 0.675, 0.725, 0.725: the first of the tie
+    assert table.loc["c3", "test by strokes"] == 0.80 and table.loc["c1", "test by strokes"] == 0.65
+    assert table.loc["mean", "test by turns"] == pytest.approx((0.60 + 0.90) / 2)
+    assert table.loc["mean", "best on test"] == pytest.approx((0.70 + 0.90) / 2)
+    assert table.loc["mean", "17"] == pytest.approx(0.75) and table.loc["mean", "scale by swaps"] == ""
+    # a rerun of class 3 replaces its rows where they stood
+    again = _scale_choice_rows(3, {s: (0.5,) * 5 for s in ("17", "33", "fused")})
+    assert [r["normal_class"] for r in merge_scale_choice_rows(rows, again)] == [3, 3, 3, 1, 1, 1]
+    with pytest.raises(ResultsError, match="several training runs"):
+        scale_choice_table(read_scale_choice(path).assign(iterations=[100, 100, 100, 100, 100, 400]))
+    write_rows(path, rows[:2] + rows[3:], columns=SCALE_CHOICE_COLUMNS)       # class 3 without its fusion
+    with pytest.raises(ResultsError, match=r"has the scales \['17', '33'\], not two or more patch sizes"):
+        read_scale_choice(path)
+    with pytest.raises(ResultsError, match="scale_choice.py"):
+        read_scale_choice(tmp_path / "missing.csv")
 
 
 def test_choose_by_validation_takes_the_shortest_run_within_tolerance():
@@ -399,7 +440,7 @@ def test_the_book_has_its_result_files():
             "score_aggregation.csv", "training_length.csv", "teacher_capacity.csv",
             "longer_teacher.csv", "longer_teacher_baselines.csv", "image_size.csv",
             "mnist_full.csv", "cifar10_full.csv", "cifar10_full_3200.csv", "mnist_full_baselines.csv",
-            "cifar10_full_baselines.csv"} <= names, names
+            "cifar10_full_baselines.csv", "scale_choice.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -557,6 +598,29 @@ def test_score_aggregation_csv_scores_the_students_of_mnist_csv():
     assert set(frame["hardware"]) == {settings["hardware"]}
     first = {r["class_name"]: r["auroc"] for r in rows if (r["scale"], r["seed"], r["components"]) == ("33", 0, "both")}
     assert table["auroc", "mean"].drop("mean").to_dict() == pytest.approx(first, abs=1e-12)
+
+
+def test_scale_choice_csv_scores_the_students_of_mnist_csv():
+    """Every digit at p = 17, p = 33 and fused; its test AUROCs are those of mnist.csv (seed 0, same CPU).
+
+    Equal to the last digit for every scale and score component: the
+    benchmark trained the same students, so the choice is made among the
+    very options of the MNIST table.
+    """
+    frame = read_scale_choice(RESULTS_DIR / "scale_choice.csv")
+    table = scale_choice_table(frame)                     # refuses several runs per class
+    assert list(table.index) == [str(c) for c in range(10)] + ["mean"]
+    assert sorted(frame["scale"].unique()) == ["17", "33", "fused"]
+    numbers = frame[[c for c in SCALE_CHOICE_COLUMNS if c.startswith(("val_", "auroc"))]]
+    assert numbers.notna().all().all() and ((numbers >= 0) & (numbers <= 1)).all().all()
+    rows, settings = load_benchmark(RESULTS_DIR / "mnist.csv")
+    assert set(frame["hardware"]) == {settings["hardware"]}
+    assert set(frame["iterations"]) == {settings["arguments"]["iterations"]} and set(frame["seed"]) == {0}
+    for column, component in (("auroc", "both"), ("auroc_error", "error"), ("auroc_variance", "variance")):
+        expected = {(r["normal_class"], r["scale"]): r["auroc"] for r in rows
+                    if r["seed"] == 0 and r["components"] == component}
+        got = {(r.normal_class, r.scale): getattr(r, column) for r in frame.itertuples()}
+        assert got == pytest.approx(expected, abs=1e-12), component
 
 
 def test_training_length_csv_covers_every_class_and_starts_at_the_fast_protocol():

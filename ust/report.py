@@ -26,7 +26,8 @@ __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_se
            "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
            "validation_judges",
-           "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
+           "SCALE_CHOICE_COLUMNS", "SCALE_CHOICE_RUN", "merge_scale_choice_rows", "read_scale_choice",
+           "scale_choice_table", "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
            "aggregation_table", "CAPACITY_COLUMNS", "merge_capacity_rows", "read_capacity", "capacity_table",
            "capacity_plot"]
 
@@ -790,6 +791,101 @@ def training_length_plot(tables: Mapping[str, Any], references: Mapping[str, Map
         # below the panel: inside it, the legend would cover the labels of the lowest classes
         ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     return fig
+
+
+#: Columns of ``scale_choice.csv`` (``benchmarks/scale_choice.py``): one row per class and scale (each patch
+#: size, then ``"fused"``), the four validation AUROCs of :func:`ust.experiments.validation_aurocs_by_scale`
+#: and the test AUROCs of the benchmark table.
+SCALE_CHOICE_COLUMNS = ("dataset", "normal_class", "class_name", "scale", "n_students", "iterations", "batch_size",
+                        "lr", "seed", "val_auroc", "val_auroc_rotate", "val_auroc_splice", "val_auroc_swap", "auroc",
+                        "auroc_error", "auroc_variance", "n_test", "train_seconds", "hardware")
+#: The settings that tell one training run of ``scale_choice.csv`` from another.
+SCALE_CHOICE_RUN = ("dataset", "normal_class", "n_students", "iterations", "batch_size", "lr", "seed")
+
+
+def merge_scale_choice_rows(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list:
+    """Scale-choice rows of two invocations in one table (:func:`replace_runs` by :data:`SCALE_CHOICE_RUN`)."""
+    return replace_runs(old, new, lambda row: tuple(row[k] for k in SCALE_CHOICE_RUN))
+
+
+def read_scale_choice(path: str | os.PathLike):
+    """The scale-choice table: one row per class and scale, the fusion included.
+
+    Introduced in the book's chapter *Results* (choosing the scale on validation anomalies).
+
+    Args:
+        path: CSV written by ``benchmarks/scale_choice.py``.
+
+    Returns:
+        A :class:`pandas.DataFrame` with :data:`SCALE_CHOICE_COLUMNS`; ``scale`` as a string
+        (``"17"``, ``"33"``, ``"fused"``).
+
+    Raises:
+        ResultsError: A missing file or columns, or a run without the fusion and two scales.
+    """
+    from .experiments import FUSED
+
+    frame = _read_table(path, SCALE_CHOICE_COLUMNS, "benchmarks/scale_choice.py",
+                        dtype={"class_name": str, "scale": str})
+    for run, rows in frame.groupby(list(SCALE_CHOICE_RUN)):
+        scales = list(rows["scale"])
+        if scales.count(FUSED) != 1 or len(set(scales)) != len(scales) or len(scales) < 3:
+            raise ResultsError(f"{path}: the run {dict(zip(SCALE_CHOICE_RUN, run))} has the scales {scales}, not "
+                               f"two or more patch sizes once each and '{FUSED}'; run benchmarks/scale_choice.py "
+                               "again for it.")
+    return frame
+
+
+def scale_choice_table(frame):
+    """Test AUROC of every scale and of the scale that each validation anomaly chooses, per class.
+
+    Introduced in the book's chapter *Results* (choosing the scale on
+    validation anomalies). For each class the option (a single scale or
+    the fusion) with the highest validation AUROC is chosen; a tie goes to
+    the first in the file's order (the smaller scale, the fusion last).
+    The choice uses training-class data only, so its test AUROC is what a
+    user who never looked at the test split would report.
+
+    Args:
+        frame: From :func:`read_scale_choice`, one training run per class.
+
+    Returns:
+        A :class:`pandas.DataFrame`, index ``class_name`` in class order
+        with a ``mean`` row last. Columns: the test AUROC of each scale
+        (``"17"``, ``"33"``, ``"fused"``), ``"best on test"`` (the highest
+        of them: a ceiling that no choice without the test split can be
+        sure to reach, not a method), then for each validation score of
+        :data:`BUDGET_VALIDATION` and for ``"all four"`` (the mean of the
+        four) ``"scale by <score>"`` (the chosen option; empty in the mean
+        row) and ``"test by <score>"`` (its test AUROC).
+
+    Raises:
+        ResultsError: An empty frame or several runs for one class.
+    """
+    import pandas as pd
+
+    if frame.empty:
+        raise ResultsError("scale_choice_table needs at least one run.")
+    runs = frame.groupby("normal_class")[list(SCALE_CHOICE_RUN)].apply(lambda r: len(r.drop_duplicates()))
+    if (runs > 1).any():
+        raise ResultsError(f"classes {sorted(runs[runs > 1].index.tolist())} have several training runs; pass one "
+                           "run per class (select one number of iterations, batch size and seed first).")
+    scores = {column: label.word for column, label in BUDGET_VALIDATION.items()}
+    rows = {}
+    for _, run in frame.sort_values("normal_class", kind="stable").groupby("normal_class", sort=False):
+        run = run.assign(all_four=run[list(scores)].mean(axis=1))
+        row = {str(r["scale"]): r["auroc"] for _, r in run.iterrows()}
+        row["best on test"] = run["auroc"].max()
+        for column, word in [*scores.items(), ("all_four", "all four")]:
+            pick = run.loc[run[column].idxmax()]          # idxmax: the first of equal maxima
+            row[f"scale by {word}"], row[f"test by {word}"] = str(pick["scale"]), pick["auroc"]
+        rows[run["class_name"].iloc[0]] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    numbers = [c for c in table if not c.startswith("scale by")]
+    table.loc["mean"] = table[numbers].mean()
+    table.loc["mean", [c for c in table if c.startswith("scale by")]] = ""
+    table.index.name = "class_name"
+    return table
 
 
 #: Columns of ``score_aggregation.csv`` (``benchmarks/score_aggregation.py``): one row per class and
