@@ -437,6 +437,8 @@ def test_validation_aurocs_by_scale_equal_synthetic_validation_of_each_scale_and
         ex.validation_aurocs_by_scale([models[0], models[0]], data.val)
     with pytest.raises(ValueError, match=r"kind must be one of .*got 'tilt'"):
         ex.validation_aurocs_by_scale(models, data.val, kinds=("stroke", "tilt"))
+    with pytest.raises(ValueError, match=r"at least one kind of anomaly, e.g. \('stroke', 'rotate'\)"):
+        ex.validation_aurocs_by_scale(models, data.val, kinds=())
 
 
 def test_validation_column_names():

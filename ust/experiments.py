@@ -663,14 +663,16 @@ def validation_aurocs_by_scale(models: Sequence, val_images: torch.Tensor, *, ki
         :data:`FUSED` when there are several.
 
     Raises:
-        ValueError: No models, a patch size twice, fewer than 4 images or
-            an unknown ``kind``, before any network runs.
+        ValueError: No models, a patch size twice, no ``kinds``, fewer than
+            4 images or an unknown ``kind``, before any network runs.
     """
     from .metrics import image_auroc
 
     sizes = [m.patch_size for m in models]
     if not sizes or len(set(sizes)) != len(sizes):
         raise ValueError(f"validation_aurocs_by_scale needs one model per patch size; got patch sizes {sizes}.")
+    if not kinds:
+        raise ValueError(f"validation_aurocs_by_scale needs at least one kind of anomaly, e.g. {VALIDATION_KINDS}.")
     sets = {kind: _synthetic_validation_sets(val_images, kind, seed, None) for kind in kinds}
     calib, held, _ = next(iter(sets.values()))          # the halves depend on the seed only, not on the kind
     scores: dict[str, dict[str, torch.Tensor]] = {}
