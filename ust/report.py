@@ -597,15 +597,21 @@ def budget_plot(frame, *, tolerance: float = 0.005):
     return fig
 
 
-def _one_run_per_class(frame, caller: str):
-    """``frame`` grouped by class, checked to hold one training run per class, all with the same checkpoints."""
+def _one_run_per_class(frame, caller: str, run: Sequence[str] = BUDGET_RUN,
+                       select: str = "one teacher, batch size, image size and patch size"):
+    """``frame`` grouped by class in file order, checked to hold one training run (equal ``run`` values) per class."""
     if frame.empty:
         raise ResultsError(f"{caller} needs at least one run.")
-    runs = frame.apply(budget_run_key, axis=1).groupby(frame["normal_class"]).nunique()
+    runs = frame.apply(lambda row: tuple(row[k] for k in run), axis=1).groupby(frame["normal_class"]).nunique()
     if (runs > 1).any():
         raise ResultsError(f"classes {sorted(runs[runs > 1].index.tolist())} have several training runs; pass one "
-                           "run per class (select one teacher, batch size, image size and patch size first).")
-    per_class = frame.groupby("normal_class", sort=False)
+                           f"run per class (select {select} first).")
+    return frame.groupby("normal_class", sort=False)
+
+
+def _one_budget_run_per_class(frame, caller: str):
+    """:func:`_one_run_per_class` of a budget table, checked to have paused at the same checkpoints in every class."""
+    per_class = _one_run_per_class(frame, caller)
     checkpoints = {tuple(sorted(curve["iteration"])) for _, curve in per_class}
     if len(checkpoints) > 1:
         raise ResultsError(f"the runs paused at different checkpoints {sorted(checkpoints)}; rerun "
@@ -652,7 +658,7 @@ def validation_judges(frame, *, tolerance: float = 0.005):
     """
     import pandas as pd
 
-    per_class = _one_run_per_class(frame, "validation_judges")
+    per_class = _one_budget_run_per_class(frame, "validation_judges")
     steps = sorted(int(n) for n in frame["iteration"].unique())
     if len(steps) < 2:
         raise ResultsError(f"validation_judges compares checkpoints and needs at least two; got {steps}.")
@@ -703,7 +709,7 @@ def training_length_table(frame, *, tolerance: float = 0.005):
     """
     import pandas as pd
 
-    per_class = _one_run_per_class(frame, "training_length_table")
+    per_class = _one_budget_run_per_class(frame, "training_length_table")
     measured = [(column, label.word) for column, label in BUDGET_VALIDATION.items()
                 if column in frame and not frame[column].isna().all()]
     rows = {}
@@ -864,15 +870,11 @@ def scale_choice_table(frame):
     """
     import pandas as pd
 
-    if frame.empty:
-        raise ResultsError("scale_choice_table needs at least one run.")
-    runs = frame.groupby("normal_class")[list(SCALE_CHOICE_RUN)].apply(lambda r: len(r.drop_duplicates()))
-    if (runs > 1).any():
-        raise ResultsError(f"classes {sorted(runs[runs > 1].index.tolist())} have several training runs; pass one "
-                           "run per class (select one number of iterations, batch size and seed first).")
+    per_class = _one_run_per_class(frame.sort_values("normal_class", kind="stable"), "scale_choice_table",
+                                   SCALE_CHOICE_RUN, select="one dataset, number of iterations, batch size and seed")
     scores = {column: label.word for column, label in BUDGET_VALIDATION.items()}
     rows = {}
-    for _, run in frame.sort_values("normal_class", kind="stable").groupby("normal_class", sort=False):
+    for _, run in per_class:
         run = run.assign(all_four=run[list(scores)].mean(axis=1))
         row = {str(r["scale"]): r["auroc"] for _, r in run.iterrows()}
         row["best on test"] = run["auroc"].max()
