@@ -2,6 +2,8 @@
 
     python benchmarks/scale_choice.py --dataset mnist --classes 0-9 --threads 1 \
         --out book/results/scale_choice.csv
+    python benchmarks/scale_choice.py --dataset ~/.cache/ust/cifar10.npz --classes 0-9 --threads 1 \
+        --out book/results/scale_choice.csv
 
 The benchmark tables fuse the scales with equal weights (Eq. 13), and on
 the test split the fusion does not beat the best single scale everywhere.
@@ -14,7 +16,7 @@ For each class it trains the students of every scale once, with the fast
 protocol's settings (those of ``python -m ust benchmark`` in
 ``book/results/README.md``: shipped teachers, ``M = 3``, 100 steps of 8
 images, Adam at 1e-3, seed 0; the same students, on the same CPU and with
-one thread, as ``mnist.csv``). Per class and scale (``17``, ``33``, then
+one thread, as ``mnist.csv`` and ``cifar10.csv``). Per class and scale (``17``, ``33``, then
 ``fused``), a row with
 
 * ``val_auroc``, ``val_auroc_rotate``, ``val_auroc_splice``,
@@ -22,10 +24,11 @@ one thread, as ``mnist.csv``). Per class and scale (``17``, ``33``, then
   with a synthetic stroke, a quarter turn, spliced to another image, or
   with their halves swapped (:func:`ust.experiments.validation_aurocs_by_scale`);
 * ``auroc``, ``auroc_error``, ``auroc_variance``: the one-class test
-  AUROC on the benchmark's fixed stratified test subset, scored as
-  ``python -m ust benchmark`` scores it (they repeat the benchmark table,
-  which ``tests/test_report.py`` checks: the same students). Reported,
-  never used to choose.
+  AUROC on the benchmark's fixed stratified test subset, from
+  :func:`ust.experiments.run_one_class`, the function behind
+  ``python -m ust benchmark`` (they repeat the benchmark table, which
+  ``tests/test_report.py`` checks: the same students). Reported, never
+  used to choose.
 
 ``--out`` keeps the rows of other classes and datasets already in the file
 and replaces those it measures again. At the end of each class it prints
@@ -35,16 +38,11 @@ the scale each validation anomaly chooses and its test AUROC.
 from __future__ import annotations
 
 import os
-import time
 
 import ust
-from ust.data import one_class_split
-from ust.experiments import (FUSED, component_scores, hardware_description, parse_classes, validation_aurocs_by_scale,
+from ust.experiments import (hardware_description, parse_classes, run_one_class, validation_aurocs_by_scale,
                              validation_column, write_rows)
-from ust.metrics import image_auroc
 from ust.report import SCALE_CHOICE_COLUMNS, merge_scale_choice_rows, read_scale_choice
-from ust.scores import SCORE_COMPONENTS
-from ust.training import train_students
 
 from _common import start, student_parser  # benchmarks/_common.py: the options the student benchmarks share
 
@@ -55,29 +53,22 @@ KINDS = ("stroke", "rotate", "splice", "swap")
 def scale_rows(splits, label: int, *, scales: list[int], n_students: int, iterations: int, batch_size: int,
                lr: float, max_test: int, seed: int, progress: bool) -> list[dict]:
     """Train the students of one class at every scale; one row per scale and the fusion (see the module docstring)."""
-    teachers = [ust.pretrained_teacher(p) for p in scales]
-    data = one_class_split(splits, label, channels=teachers[0].in_channels, max_test=max_test, seed=seed)
-    models, test, seconds = [], {}, {}
-    for teacher in teachers:
-        begin = time.perf_counter()
-        model = train_students(teacher, data.train, n_students=n_students, iterations=iterations,
-                               batch_size=batch_size, lr=lr, seed=seed, progress=progress).model
-        model.calibrate(data.val)                       # as python -m ust benchmark: all validation images
-        seconds[str(teacher.patch_size)] = time.perf_counter() - begin
-        test[str(teacher.patch_size)] = component_scores(model, data.test, SCORE_COMPONENTS)
-        models.append(model)
-    test[FUSED] = {c: sum(s[c] for s in test.values()) / len(scales) for c in SCORE_COMPONENTS}
-    seconds[FUSED] = sum(seconds.values())
-    validation = validation_aurocs_by_scale(models, data.val, kinds=KINDS, seed=seed)
+    trained = {}                                    # patch size -> (calibrated model, the class's split)
+    test = run_one_class(splits, label, {p: ust.pretrained_teacher(p) for p in scales}, n_students=n_students,
+                         iterations=iterations, batch_size=batch_size, lr=lr, seed=seed, max_test=max_test,
+                         progress=progress, on_model=lambda p, model, data: trained.update({p: (model, data)}))
+    test = {(row["scale"], row["components"]): row for row in test}
+    data = trained[scales[0]][1]
+    validation = validation_aurocs_by_scale([model for model, _ in trained.values()], data.val, kinds=KINDS,
+                                            seed=seed)
     rows = []
     for scale, aurocs in validation.items():
+        both = test[scale, "both"]
         rows.append(dict(dataset=splits.name, normal_class=label, class_name=data.class_name, scale=scale,
                          n_students=n_students, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed,
-                         **aurocs, auroc=image_auroc(test[scale]["both"], data.test_labels),
-                         auroc_error=image_auroc(test[scale]["error"], data.test_labels),
-                         auroc_variance=image_auroc(test[scale]["variance"], data.test_labels),
-                         n_test=len(data.test), train_seconds=round(seconds[scale], 1),
-                         hardware=hardware_description()))
+                         **aurocs, auroc=both["auroc"], auroc_error=test[scale, "error"]["auroc"],
+                         auroc_variance=test[scale, "variance"]["auroc"], n_test=both["n_test"],
+                         train_seconds=round(both["train_seconds"], 1), hardware=hardware_description()))
     for kind in KINDS:
         pick = max(rows, key=lambda r: r[validation_column(kind)])     # ties: the first, the smallest scale
         print(f"class {data.class_name}: validation by {kind} chooses {pick['scale']} "

@@ -484,8 +484,16 @@ def test_scores_dir_reuses_finished_scales_and_fuses_from_saved_scores(tmp_path,
     splits, teachers = _splits(), _teachers(17, 33)
     first = ex.run_one_class(splits, 0, {17: teachers[17]}, scores_dir=tmp_path, **FAST)
     assert calls == [17] and len(list(tmp_path.glob("*.npz"))) == 1
-    both = ex.run_one_class(splits, 0, teachers, scores_dir=tmp_path, **FAST)
+    trained = []
+    both = ex.run_one_class(splits, 0, teachers, scores_dir=tmp_path, **FAST,
+                            on_model=lambda p, model, data: trained.append((p, model, data)))
     assert calls == [17, 33]  # p=17 came from the saved scores
+    # on_model hands over the calibrated students of the scale that trained, and only those
+    assert [p for p, _, _ in trained] == [33]
+    _, model, data = trained[0]
+    assert next(model.parameters()).device.type == "cpu"
+    again = image_auroc(ex.component_scores(model, data.test, ("both",))["both"], data.test_labels)
+    assert again == [r["auroc"] for r in both if r["scale"] == "33" and r["components"] == "both"][0]
     assert [r["auroc"] for r in both if r["scale"] == "17"] == [r["auroc"] for r in first]
     fresh = ex.run_one_class(splits, 0, teachers, **FAST)  # no cache: everything again
     assert [r["auroc"] for r in fresh] == pytest.approx([r["auroc"] for r in both])

@@ -30,7 +30,7 @@ import platform
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from .data.datasets import (
     DATASET_NAMES,
     DatasetSplits,
     ImageArrays,
+    OneClassData,
     load_dataset,
     load_mnist_or_digits,
     one_class_split,
@@ -48,6 +49,9 @@ from .data.datasets import (
 from .networks import PATCH_SIZES, PatchNet
 from .runtime import select_device
 from .scores import IMAGE_REDUCTIONS, SCORE_COMPONENTS, anomaly_score, image_score
+
+if TYPE_CHECKING:
+    from .model import StudentTeacher
 
 __all__ = [
     "COLUMNS", "DATASET_CHOICES", "FUSED", "load_splits", "resolve_class", "parse_classes", "component_scores",
@@ -325,7 +329,8 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
                   max_test: int | None = None, subset_seed: int = 0,
                   components: Sequence[str] = SCORE_COMPONENTS, dense: bool = False,
                   device: str | torch.device | None = None, progress: bool = True,
-                  scores_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+                  scores_dir: str | os.PathLike | None = None,
+                  on_model: Callable[[int, StudentTeacher, OneClassData], None] | None = None) -> list[dict[str, Any]]:
     """One class of the one-class benchmark at every scale, plus the fusion.
 
     Introduced in the book's chapter *Results*.
@@ -369,6 +374,13 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
         device: See :func:`~ust.runtime.select_device`.
         progress: Show tqdm bars while training.
         scores_dir: Folder for the per-scale test scores (see above), or ``None``.
+        on_model: Called as ``on_model(patch_size, model, data)`` once each
+            scale is trained, calibrated and has scored the test split, with
+            the :class:`~ust.model.StudentTeacher` (on the CPU) and the
+            class's :class:`~ust.data.OneClassData`: for studies that need
+            the students themselves (``benchmarks/scale_choice.py`` scores
+            validation anomalies with them). Not called for a scale whose
+            scores come from ``scores_dir``.
 
     Returns:
         Rows with the keys :data:`COLUMNS`: for each scale (``"17"``,
@@ -421,6 +433,8 @@ def run_one_class(splits: DatasetSplits, normal_class: int | str, teachers: Mapp
             model.cpu()
             if cached is not None:
                 _save_scores(cached, scores, data.test_labels, train_seconds, score_seconds)
+            if on_model is not None:
+                on_model(p, model, data)
         per_scale.append(scores)
         total_train += train_seconds
         total_score += score_seconds
