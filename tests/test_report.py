@@ -600,27 +600,35 @@ def test_score_aggregation_csv_scores_the_students_of_mnist_csv():
     assert table["auroc", "mean"].drop("mean").to_dict() == pytest.approx(first, abs=1e-12)
 
 
-def test_scale_choice_csv_scores_the_students_of_mnist_csv():
-    """Every digit at p = 17, p = 33 and fused; its test AUROCs are those of mnist.csv (seed 0, same CPU).
+def test_scale_choice_csv_scores_the_students_of_the_benchmark_tables():
+    """Every class of both datasets at p = 17, p = 33 and fused; its test AUROCs are those of mnist.csv and
+    cifar10.csv (seed 0, same CPU).
 
     Equal to the last digit for every scale and score component: the
     benchmark trained the same students, so the choice is made among the
-    very options of the MNIST table.
+    very options of the benchmark tables.
     """
     frame = read_scale_choice(RESULTS_DIR / "scale_choice.csv")
-    table = scale_choice_table(frame)                     # refuses several runs per class
-    assert list(table.index) == [str(c) for c in range(10)] + ["mean"]
+    assert list(frame["dataset"].unique()) == ["mnist", "cifar10"]
+    with pytest.raises(ResultsError, match="select one dataset"):
+        scale_choice_table(frame)                         # both datasets' class 0 at once: several runs
     assert sorted(frame["scale"].unique()) == ["17", "33", "fused"]
     numbers = frame[[c for c in SCALE_CHOICE_COLUMNS if c.startswith(("val_", "auroc"))]]
     assert numbers.notna().all().all() and ((numbers >= 0) & (numbers <= 1)).all().all()
-    rows, settings = load_benchmark(RESULTS_DIR / "mnist.csv")
-    assert set(frame["hardware"]) == {settings["hardware"]}
-    assert set(frame["iterations"]) == {settings["arguments"]["iterations"]} and set(frame["seed"]) == {0}
-    for column, component in (("auroc", "both"), ("auroc_error", "error"), ("auroc_variance", "variance")):
-        expected = {(r["normal_class"], r["scale"]): r["auroc"] for r in rows
-                    if r["seed"] == 0 and r["components"] == component}
-        got = {(r.normal_class, r.scale): getattr(r, column) for r in frame.itertuples()}
-        assert got == pytest.approx(expected, abs=1e-12), component
+    for dataset in ("mnist", "cifar10"):
+        mine = frame[frame["dataset"] == dataset]
+        table = scale_choice_table(mine)                  # refuses several runs per class
+        rows, settings = load_benchmark(RESULTS_DIR / f"{dataset}.csv")
+        names = [r["class_name"] for r in sorted(rows, key=lambda r: r["normal_class"])
+                 if (r["scale"], r["seed"], r["components"]) == ("33", 0, "both")]
+        assert list(table.index) == names + ["mean"] and len(names) == 10, dataset
+        assert set(mine["hardware"]) == {settings["hardware"]}
+        assert set(mine["iterations"]) == {settings["arguments"]["iterations"]} and set(mine["seed"]) == {0}
+        for column, component in (("auroc", "both"), ("auroc_error", "error"), ("auroc_variance", "variance")):
+            expected = {(r["normal_class"], r["scale"]): r["auroc"] for r in rows
+                        if r["seed"] == 0 and r["components"] == component}
+            got = {(r.normal_class, r.scale): getattr(r, column) for r in mine.itertuples()}
+            assert got == pytest.approx(expected, abs=1e-12), (dataset, component)
 
 
 def test_training_length_csv_covers_every_class_and_starts_at_the_fast_protocol():
