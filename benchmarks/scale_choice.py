@@ -39,10 +39,13 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
+
 import ust
 from ust.experiments import (hardware_description, parse_classes, run_one_class, validation_aurocs_by_scale,
                              validation_column, write_rows)
-from ust.report import SCALE_CHOICE_COLUMNS, merge_scale_choice_rows, read_scale_choice
+from ust.report import (BUDGET_VALIDATION, SCALE_CHOICE_COLUMNS, merge_scale_choice_rows, read_scale_choice,
+                        scale_choice_table)
 
 from _common import start, student_parser  # benchmarks/_common.py: the options the student benchmarks share
 
@@ -69,11 +72,12 @@ def scale_rows(splits, label: int, *, scales: list[int], n_students: int, iterat
                          **aurocs, auroc=both["auroc"], auroc_error=test[scale, "error"]["auroc"],
                          auroc_variance=test[scale, "variance"]["auroc"], n_test=both["n_test"],
                          train_seconds=round(both["train_seconds"], 1), hardware=hardware_description()))
+    chosen = scale_choice_table(pd.DataFrame(rows)).loc[data.class_name]   # the choice rule of the book's table
+    options = ", ".join(f"{r['scale']} {r['auroc']:.4f}" for r in rows)
     for kind in KINDS:
-        pick = max(rows, key=lambda r: r[validation_column(kind)])     # ties: the first, the smallest scale
-        print(f"class {data.class_name}: validation by {kind} chooses {pick['scale']} "
-              f"(test AUROC {pick['auroc']:.4f}; " + ", ".join(f"{r['scale']} {r['auroc']:.4f}" for r in rows)
-              + ")", flush=True)
+        word = BUDGET_VALIDATION[validation_column(kind)].word
+        print(f"class {data.class_name}: validation by {kind} chooses {chosen[f'scale by {word}']} "
+              f"(test AUROC {chosen[f'test by {word}']:.4f}; {options})", flush=True)
     return rows
 
 
