@@ -115,7 +115,7 @@ def _digits_commands(tmp, results):
                               "--out", tmp / "teacher_33.pt", *QUIET)
     results["train"] = run("train-students", "--teacher", tmp / "teacher_33.pt", "--dataset", "digits",
                            "--normal-class", 3, "--iterations", 3, "--batch-size", 4, "--max-train", 40,
-                           "--out", tmp / "st_33.pt", *QUIET)
+                           "--lr-schedule", "cosine", "--out", tmp / "st_33.pt", *QUIET)
     results["evaluate"] = run("evaluate", "--model", tmp / "st_33.pt", "--dataset", "digits", "--normal-class", 3,
                               "--max-test", 60, *QUIET)
 
@@ -145,6 +145,7 @@ def test_train_students_saves_a_calibrated_model(digits_run):
     # digits: 1,198 training images, 122 of them threes; 12 held out, 40 kept by --max-train.
     assert (meta["n_train"], meta["n_val"], meta["image_size"]) == (40, 12, [28, 28])
     assert meta["settings"]["iterations"] == 3 and meta["settings"]["batch_size"] == 4
+    assert meta["settings"]["lr_schedule"] == "cosine"
     assert meta["teacher"]["source"].endswith("teacher_33.pt") and meta["teacher"]["metadata"]["patch_size"] == 33
     assert "Trained 3 students p=33 on 40 images of class 3" in out
 

@@ -73,12 +73,26 @@ def test_students_repeat_exactly_and_learn(digits):
     assert runs[0].history["per_student"][0] != runs[0].history["per_student"][1]  # independent students
 
 
+def test_student_cosine_schedule_starts_at_lr_and_then_decays(digits):
+    """The first step of both schedules uses the full ``lr``: the losses agree until the second update shows."""
+    teacher = ust.PatchNet(33, out_dim=8)
+    images = one_class_split(digits, 3, channels=3).train[:24]
+    runs = {s: train_students(teacher, images, n_students=1, iterations=3, batch_size=8, lr=1e-2, lr_schedule=s,
+                              progress=False) for s in ("constant", "cosine")}
+    constant, cosine = (runs[s].history["loss"] for s in ("constant", "cosine"))
+    assert constant[:2] == cosine[:2]          # losses before and after the first update (lr in both)
+    assert constant[2] != cosine[2]            # the second update: lr against lr * (1 + cos(pi / 3)) / 2
+    assert runs["cosine"].settings["lr_schedule"] == "cosine"
+
+
 def test_students_errors(digits):
     teacher = ust.PatchNet(33, out_dim=8)
     with pytest.raises(ValueError, match="1 channels but the network expects 3"):
         train_students(teacher, torch.rand(4, 1, 28, 28), iterations=1, progress=False)
     with pytest.raises(ValueError, match="at least 1"):
         train_students(teacher, torch.rand(4, 3, 28, 28), iterations=0, progress=False)
+    with pytest.raises(ValueError, match="unknown lr_schedule 'linear'; use one of 'constant', 'cosine'"):
+        train_students(teacher, torch.rand(4, 3, 28, 28), iterations=1, lr_schedule="linear", progress=False)
 
 
 def test_end_to_end_digits_auroc(digits, backbone):

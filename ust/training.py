@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     from .model import StudentTeacher
 
 __all__ = ["TeacherTraining", "pretrain_teacher", "distillation_capacity", "StudentTraining", "teacher_statistics",
-           "train_students"]
+           "train_students", "LR_SCHEDULES"]
+
+#: Learning-rate schedules of :func:`train_students`: the paper's constant rate, or a cosine decay to 0.
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -324,8 +327,8 @@ def teacher_statistics(teacher: PatchNet, images: torch.Tensor, *, padding: str 
 
 
 def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int = 3, iterations: int = 1000,
-                   batch_size: int = 16, lr: float = 1e-4, weight_decay: float = 1e-5, dense: bool = False,
-                   padding: str = "zeros", stats_images: int = 2000, seed: int = 0,
+                   batch_size: int = 16, lr: float = 1e-4, weight_decay: float = 1e-5, lr_schedule: str = "constant",
+                   dense: bool = False, padding: str = "zeros", stats_images: int = 2000, seed: int = 0,
                    device: str | torch.device | None = None, progress: bool = True,
                    callback: Callable[[int, "StudentTeacher"], None] | None = None,
                    callback_every: int = 100) -> StudentTraining:
@@ -350,6 +353,9 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
         iterations: Optimiser steps.
         batch_size: Images per step.
         lr, weight_decay: Adam settings.
+        lr_schedule: ``"constant"`` (the paper's) keeps ``lr``; ``"cosine"``
+            decays it from ``lr`` to 0 along a cosine over ``iterations``,
+            as :func:`pretrain_teacher` does.
         dense: Train on dense maps instead of random lattices.
         padding: Dense-map padding.
         stats_images: At most this many images for the statistics.
@@ -375,6 +381,8 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
     check_images(images, channels=teacher.in_channels, name="training images")
     if iterations < 1 or batch_size < 1:
         raise ValueError(f"iterations and batch_size must be at least 1; got {iterations} and {batch_size}.")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; use one of {', '.join(map(repr, LR_SCHEDULES))}.")
     device = select_device(device)
     generator = seed_everything(seed)
     start_time = time.perf_counter()
@@ -388,6 +396,8 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
     model.train()
     optimizer = torch.optim.Adam([p for s in model.students for p in s.parameters()], lr=lr,
                                  weight_decay=weight_decay)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
+                if lr_schedule == "cosine" else None)
     history: dict[str, list] = {"loss": [], "per_student": [[] for _ in range(n_students)]}
     order = torch.randperm(len(images), generator=generator)
     cursor = 0
@@ -407,6 +417,8 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         history["loss"].append(loss.item() / n_students)
         for i, value in enumerate(losses):
             history["per_student"][i].append(value.item())
@@ -418,6 +430,6 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
             model.train()
     model = model.cpu().eval()
     settings = dict(patch_size=teacher.patch_size, n_students=n_students, iterations=iterations,
-                    batch_size=batch_size, lr=lr, weight_decay=weight_decay, dense=dense, padding=padding,
-                    stats_images=n_stats, seed=seed, device=str(device))
+                    batch_size=batch_size, lr=lr, weight_decay=weight_decay, lr_schedule=lr_schedule, dense=dense,
+                    padding=padding, stats_images=n_stats, seed=seed, device=str(device))
     return StudentTraining(model, history, settings, time.perf_counter() - start_time)
