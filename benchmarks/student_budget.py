@@ -4,9 +4,10 @@
         --out book/results/student_budget.csv
 
 One training run per class (the fast protocol's settings by default: shipped
-``p = 33`` teacher, ``M = 3``, batches of 8, Adam at 1e-3; ``--teacher`` takes
-another, e.g. a checkpoint of ``python -m ust pretrain-teacher``, named in the
-``teacher`` column). At each checkpoint
+``p = 33`` teacher, ``M = 3``, batches of 8, Adam at a constant 1e-3; ``--teacher``
+takes another, e.g. a checkpoint of ``python -m ust pretrain-teacher``, named in the
+``teacher`` column; ``--lr-schedule cosine`` decays the rate to 0 at the one
+checkpoint it then accepts). At each checkpoint
 the run pauses, and on the *same* students it measures
 
 * ``val_auroc``: :func:`ust.experiments.synthetic_validation_auroc`, normal
@@ -63,7 +64,7 @@ from ust.experiments import (VALIDATION_KINDS, checkpoint_aurocs, hardware_descr
                              validation_column, write_rows)
 from ust.cli import teacher_from_spec                   # a checkpoint path or pretrained:P[:variant], as in the CLI
 from ust.report import BUDGET_COLUMNS, choose_by_validation, merge_budget_runs, read_budget
-from ust.training import train_students
+from ust.training import LR_SCHEDULES, train_students
 
 from _common import start, student_parser  # benchmarks/_common.py: the options both student benchmarks share
 
@@ -73,7 +74,7 @@ KINDS = ("stroke",) + GLOBAL_KINDS
 
 def budget_curve(splits, label: int, *, teacher: ust.PatchNet, checkpoints: list[int], n_students: int,
                  batch_size: int, lr: float, max_test: int, seed: int, progress: bool, image_size: int | None = None,
-                 kinds: tuple[str, ...] = VALIDATION_KINDS) -> list[dict]:
+                 kinds: tuple[str, ...] = VALIDATION_KINDS, lr_schedule: str = "constant") -> list[dict]:
     """Train once and evaluate at every checkpoint; see the module docstring."""
     data = one_class_split(splits, label, channels=teacher.in_channels, max_test=max_test, seed=seed)
     # resized here for training only: checkpoint_aurocs takes the native-size images, so that the synthetic
@@ -93,7 +94,8 @@ def budget_curve(splits, label: int, *, teacher: ust.PatchNet, checkpoints: list
         trained = pause - start - paused
         row = dict(dataset=splits.name, normal_class=label, patch_size=teacher.patch_size, teacher=teacher.name,
                    n_students=n_students,
-                   batch_size=batch_size, lr=lr, threads=torch.get_num_threads(), image_size=size, iteration=step,
+                   batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, threads=torch.get_num_threads(),
+                   image_size=size, iteration=step,
                    train_seconds=round(trained, 1),
                    **checkpoint_aurocs(model, data, seed=seed, image_size=image_size, kinds=kinds),
                    n_test=len(data.test), hardware=hardware_description())
@@ -108,7 +110,8 @@ def budget_curve(splits, label: int, *, teacher: ust.PatchNet, checkpoints: list
         if c % every:
             raise SystemExit(f"every checkpoint must be a multiple of the smallest ({every}); got {c}.")
     train_students(teacher, train, n_students=n_students, iterations=max(checkpoints), batch_size=batch_size,
-                   lr=lr, seed=seed, progress=progress, callback=evaluate, callback_every=every)
+                   lr=lr, lr_schedule=lr_schedule, seed=seed, progress=progress, callback=evaluate,
+                   callback_every=every)
     return rows
 
 
@@ -118,6 +121,8 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100, 200, 400, 800, 1600])
     parser.add_argument("--image-size", type=int, default=None,
                         help="resize the images to SxS (default: keep their size, 28x28 for MNIST)")
+    parser.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
+                        help="constant (the paper's) or cosine: decay to 0 at the (single) checkpoint")
     parser.add_argument("--tolerance", type=float, default=0.005)
     parser.add_argument("--teacher", default=None, metavar="PATH",
                         help="a teacher checkpoint (python -m ust pretrain-teacher), or pretrained:P[:variant] "
@@ -128,6 +133,9 @@ def main() -> None:
     if args.out and args.seed != 0:
         raise SystemExit(f"--out: the budget CSV has no seed column and holds seed 0 only; got --seed {args.seed}. "
                          "Run other seeds without --out.")
+    if args.lr_schedule == "cosine" and len(set(args.checkpoints)) > 1:
+        raise SystemExit("--lr-schedule cosine decays the rate to 0 at the last checkpoint, so an earlier pause is "
+                         "not a run of that length; give one --checkpoints value per invocation.")
     if "stroke" not in args.validation:
         raise SystemExit("--validation must include 'stroke': the printed choice of the checkpoint uses it.")
     teacher, _ = teacher_from_spec(args.teacher or f"pretrained:{args.patch_size or 33}")
@@ -141,7 +149,8 @@ def main() -> None:
         curve = budget_curve(splits, label, teacher=teacher, checkpoints=checkpoints,
                              n_students=args.students, batch_size=args.batch_size, lr=args.lr,
                              max_test=args.max_test, seed=args.seed, progress=not args.no_progress,
-                             image_size=args.image_size, kinds=tuple(args.validation))
+                             image_size=args.image_size, kinds=tuple(args.validation),
+                             lr_schedule=args.lr_schedule)
         rows.extend(curve)
         if args.out:
             old = read_budget(args.out).to_dict("records") if os.path.isfile(args.out) else []

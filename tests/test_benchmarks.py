@@ -30,6 +30,7 @@ def test_budget_and_aggregation_score_the_same_students_alike(tmp_path):
     assert list(budget["iteration"]) == [1, 2] and (budget["n_test"] == 60).all()
     assert budget[["val_auroc_splice", "val_auroc_swap"]].notna().all().all()      # every kind by default
     assert (budget["teacher"] == "pretrained:33:kc").all() and (budget["patch_size"] == 33).all()
+    assert (budget["lr_schedule"] == "constant").all()
 
     out = _run("score_aggregation.py", "--iterations", "2", "--out", str(tmp_path / "aggregation.csv"))
     assert "validation by turns chooses the" in out
@@ -54,10 +55,11 @@ def test_budget_and_aggregation_score_the_same_students_alike(tmp_path):
 def test_budget_with_a_teacher_checkpoint(tmp_path):
     """--teacher trains under another teacher; its file name goes to the teacher column, its p to patch_size."""
     ust.save_teacher(tmp_path / "tiny_p17.pt", ust.PatchNet(17, out_dim=16))
-    _run("student_budget.py", "--checkpoints", "1", "--validation", "stroke",
+    _run("student_budget.py", "--checkpoints", "1", "--validation", "stroke", "--lr-schedule", "cosine",
          "--teacher", str(tmp_path / "tiny_p17.pt"), "--out", str(tmp_path / "budget.csv"))
     budget = read_budget(tmp_path / "budget.csv")
-    assert budget[["teacher", "patch_size", "iteration"]].values.tolist() == [["tiny_p17", 17, 1]]
+    assert budget[["teacher", "patch_size", "lr_schedule", "iteration"]].values.tolist() == [
+        ["tiny_p17", 17, "cosine", 1]]
     assert budget[["val_auroc_rotate", "val_auroc_splice", "val_auroc_swap"]].isna().all().all()
 
 
@@ -99,6 +101,7 @@ def test_teacher_capacity_benchmark(tmp_path):
     (["--seed", "1", "--out", "x.csv"], "holds seed 0 only; got --seed 1"),
     (["--teacher", "pretrained:17", "--patch-size", "33"], "has p = 17, not --patch-size 33"),
     (["--validation", "rotate", "splice"], "must include 'stroke'"),
+    (["--lr-schedule", "cosine", "--checkpoints", "1", "2"], "give one --checkpoints value"),
 ])
 def test_budget_refuses_what_its_csv_cannot_hold(tmp_path, args, message):
     done = subprocess.run([sys.executable, str(BENCHMARKS / "student_budget.py"), *TINY, *args], capture_output=True,

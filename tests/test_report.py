@@ -15,7 +15,7 @@ from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_means, seed_table,
                         SCALE_CHOICE_COLUMNS, merge_scale_choice_rows, read_scale_choice, scale_choice_table,
-                        teacher_ablation,
+                        short_run_table, teacher_ablation,
                         training_length_plot, training_length_table, validation_judges, wall_times,
                         CAPACITY_COLUMNS, capacity_plot, capacity_table, merge_capacity_rows, read_capacity)
 
@@ -129,7 +129,7 @@ def test_wall_times_first_seed_only():
 
 def _budget_rows(label, values):
     return [dict(dataset="toy", normal_class=label, patch_size=33, teacher="pretrained:33:kc", n_students=3,
-                 batch_size=8, lr=1e-3, threads=1,
+                 batch_size=8, lr=1e-3, lr_schedule="constant", threads=1,
                  image_size="28x28", iteration=it, train_seconds=it / 10, val_auroc=v, val_auroc_rotate=v - 0.2,
                  auroc=v - 0.1, auroc_error=v - 0.05, auroc_variance=0.5, n_test=20,
                  hardware="cpu: toy (AVX2), 1 torch threads, 2 CPUs") for it, v in values]
@@ -270,6 +270,33 @@ def test_read_budget_sorts_checks_columns_and_plots(tmp_path):
         read_budget(tmp_path / "missing.csv")
 
 
+def test_short_run_table_compares_each_class_with_its_longest_run():
+    import pandas as pd
+
+    # _budget_rows: auroc = v - 0.1, train_seconds = steps / 10
+    short = pd.DataFrame([dict(r, batch_size=4, lr_schedule="cosine") for r in
+                          _budget_rows(8, [(700, 0.93)]) + _budget_rows(1, [(700, 1.09)])])
+    reference = pd.DataFrame(_budget_rows(8, [(100, 0.80), (800, 0.92), (1600, 0.934)])
+                             + _budget_rows(8, [(1600, 0.94)])                # a second run as long: the higher one
+                             + _budget_rows(1, [(400, 1.095), (800, 1.0995)]))
+    table = short_run_table(short, reference)
+    assert list(table.index) == [8, 1, "mean"]
+    assert list(table.columns) == ["steps", "seconds", "AUROC", "long: steps", "long: seconds", "long: AUROC",
+                                   "difference"]
+    assert table.loc[8, "long: steps"] == 1600 and table.loc[8, "long: AUROC"] == pytest.approx(0.84)
+    assert table.loc[8, "difference"] == pytest.approx(0.83 - 0.84)
+    assert table.loc[1, "long: steps"] == 800 and table.loc[1, "difference"] == pytest.approx(0.99 - 0.9995)
+    assert table.loc[1, "seconds"] == pytest.approx(70) and table.loc[1, "long: seconds"] == pytest.approx(80)
+    assert table.loc["mean", "difference"] == pytest.approx((-0.01 - 0.0095) / 2)
+    with pytest.raises(ResultsError, match="class 1 has no run in the reference table"):
+        short_run_table(short, reference[reference["normal_class"] == 8])
+    with pytest.raises(ResultsError, match="paused 2 times"):
+        short_run_table(pd.concat([short, pd.DataFrame(_budget_rows(1, [(100, 0.9)]))
+                                   .assign(batch_size=4, lr_schedule="cosine")]), reference)
+    with pytest.raises(ResultsError, match="several training runs"):
+        short_run_table(pd.concat([short, pd.DataFrame(_budget_rows(1, [(700, 0.9)]))]), reference)
+
+
 def test_training_length_table_reports_each_checkpoint_and_the_validation_choice(tmp_path):
     import matplotlib
     import pandas as pd
@@ -394,13 +421,16 @@ def test_budget_runs_and_merging_two_invocations():
     smaller = [dict(r, batch_size=4) for r in again]
     assert [t for t, _ in budget_runs(pd.DataFrame(first + smaller))][-1] == "toy: normal class 8, batch 4"
     larger = [dict(r, image_size="56x56") for r in again]                   # the same run on upscaled images
-    assert budget_run_key(larger[0]) == ("toy", 8, 33, "pretrained:33:kc", 3, 8, 1e-3, 1, "56x56")
+    assert budget_run_key(larger[0]) == ("toy", 8, 33, "pretrained:33:kc", 3, 8, 1e-3, "constant", 1, "56x56")
     assert len(merge_budget_runs(first, larger)) == len(first) + 1          # another run: nothing replaced
     assert [t for t, _ in budget_runs(pd.DataFrame(first + larger))][-1] == "toy: normal class 8, 56x56"
     other = [dict(r, teacher="teacher_p33_kc_10k") for r in again]            # the same run under another teacher
     assert len(merge_budget_runs(first, other)) == len(first) + 1
     last_title = [t for t, _ in budget_runs(pd.DataFrame(first + other))][-1]
     assert last_title == "toy: normal class 8, teacher teacher_p33_kc_10k"
+    decayed = [dict(r, lr_schedule="cosine") for r in again]                  # the same run, the rate decayed
+    assert len(merge_budget_runs(first, decayed)) == len(first) + 1
+    assert [t for t, _ in budget_runs(pd.DataFrame(first + decayed))][-1] == "toy: normal class 8, cosine schedule"
     assert [len(curve) for _, curve in runs] == [1, 1, 1]
     fig = budget_plot(pd.DataFrame(merged))                                 # three runs: one row of panels
     assert sum(ax.get_visible() for ax in fig.axes) == 3
@@ -440,7 +470,8 @@ def test_the_book_has_its_result_files():
             "score_aggregation.csv", "training_length.csv", "teacher_capacity.csv",
             "longer_teacher.csv", "longer_teacher_baselines.csv", "image_size.csv",
             "mnist_full.csv", "cifar10_full.csv", "cifar10_full_3200.csv", "mnist_full_baselines.csv",
-            "cifar10_full_baselines.csv", "scale_choice.csv"} <= names, names
+            "cifar10_full_baselines.csv", "scale_choice.csv", "two_minutes.csv",
+            "two_minutes_search.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -474,6 +505,34 @@ def test_student_budget_csv():
     assert frame["hardware"].str.fullmatch(r"(cpu|cuda): .+").all()            # every run names its machine
     # chapter 6 captions the table with one patch size, one M and one CPU thread
     assert (frame["threads"] == 1).all() and frame["patch_size"].nunique() == 1 == frame["n_students"].nunique()
+
+
+def test_two_minutes_csv_trains_every_digit_in_two_minutes_with_the_chosen_setting():
+    """Chapter 6, "Two minutes, spent better": the setting that won on validation, every digit within 120 s."""
+    import pandas as pd
+
+    frame = read_budget(RESULTS_DIR / "two_minutes.csv")
+    assert set(frame["dataset"]) == {"mnist"} and sorted(frame["normal_class"]) == list(range(10))
+    chosen = dict(batch_size=4, lr=2e-3, lr_schedule="cosine", iteration=700, threads=2, patch_size=33, n_students=3)
+    for column, value in chosen.items():
+        assert set(frame[column]) == {value}, column
+    assert (frame["train_seconds"] <= 120).all(), frame["train_seconds"].max()    # the recorded runs, not a timer
+    validation = ["val_auroc", "val_auroc_rotate", "val_auroc_swap"]
+    assert frame[validation + ["auroc", "auroc_error", "auroc_variance"]].notna().all().all()
+
+    # the search it was chosen from: with the fast protocol's run (training_length.csv, 400 steps), the chosen
+    # setting scores highest on every validation anomaly measured, for both digits
+    search = read_budget(RESULTS_DIR / "two_minutes_search.csv")
+    assert sorted(set(search["normal_class"])) == [2, 8] and (search["threads"] == 1).all()
+    length = read_budget(RESULTS_DIR / "training_length.csv")
+    fast = length[(length["dataset"] == "mnist") & length["normal_class"].isin([2, 8]) & (length["iteration"] == 400)]
+    runs = pd.concat([fast, search], ignore_index=True)
+    is_chosen = (runs["batch_size"] == 4) & (runs["lr"] == 2e-3) & (runs["lr_schedule"] == "cosine")
+    for label, group in runs.groupby("normal_class"):
+        assert is_chosen[group.index].sum() == 1 and len(group) == 6, label
+        for column in validation:
+            best = group[column].max()
+            assert group.loc[is_chosen[group.index], column].iloc[0] == best, (label, column)
 
 
 def test_image_size_csv_repeats_the_cifar10_protocol_at_64_pixels():

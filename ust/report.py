@@ -25,7 +25,7 @@ __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_se
            "ValidationName",
            "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
-           "validation_judges",
+           "validation_judges", "short_run_table",
            "SCALE_CHOICE_COLUMNS", "SCALE_CHOICE_RUN", "merge_scale_choice_rows", "read_scale_choice",
            "scale_choice_table", "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
            "aggregation_table", "CAPACITY_COLUMNS", "merge_capacity_rows", "read_capacity", "capacity_table",
@@ -342,10 +342,11 @@ def wall_times(rows: Sequence[Mapping[str, Any]]):
 
 #: Columns of the training-length CSV written by ``benchmarks/student_budget.py``.
 #: ``threads`` is the number of CPU threads the run trained with (``train_seconds`` depends on it);
-#: ``image_size`` the size the images were trained and scored at (``"28x28"``: MNIST's own).
-BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "threads",
-                  "image_size", "iteration", "train_seconds", "val_auroc", "val_auroc_rotate", "val_auroc_splice",
-                  "val_auroc_swap", "auroc", "auroc_error", "auroc_variance", "n_test", "hardware")
+#: ``image_size`` the size the images were trained and scored at (``"28x28"``: MNIST's own);
+#: ``lr_schedule`` one of :data:`ust.training.LR_SCHEDULES`.
+BUDGET_COLUMNS = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "lr_schedule",
+                  "threads", "image_size", "iteration", "train_seconds", "val_auroc", "val_auroc_rotate",
+                  "val_auroc_splice", "val_auroc_swap", "auroc", "auroc_error", "auroc_variance", "n_test", "hardware")
 
 
 class ValidationName(NamedTuple):
@@ -364,8 +365,8 @@ BUDGET_VALIDATION = {"val_auroc": ValidationName("synthetic strokes", "strokes")
                      "val_auroc_swap": ValidationName("swapped halves", "swaps")}
 
 #: The settings that tell one training run of the budget CSV from another (see :func:`budget_runs`).
-BUDGET_RUN = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "threads",
-              "image_size")
+BUDGET_RUN = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "batch_size", "lr", "lr_schedule",
+              "threads", "image_size")
 
 
 def budget_run_key(row: Mapping[str, Any]) -> tuple:
@@ -421,6 +422,7 @@ def read_budget(path: str | os.PathLike):
 
 _BUDGET_LABELS = {"patch_size": "p = {}".format, "teacher": "teacher {}".format, "n_students": "M = {}".format,
                   "batch_size": "batch {}".format, "lr": "lr {:g}".format,
+                  "lr_schedule": "{} schedule".format,
                   "threads": lambda n: f"{n} thread{'s' * (n != 1)}", "image_size": "{}".format}
 
 
@@ -724,6 +726,54 @@ def training_length_table(frame, *, tolerance: float = 0.005):
         rows[label] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.loc["mean"] = table.mean(skipna=False)
+    table.index.name = "normal_class"
+    return table
+
+
+def short_run_table(short, reference):
+    """Each class's short training run against the longest run of that class in ``reference``.
+
+    Introduced in the book's chapter *Results* ("Two minutes, spent
+    better"): how close a run that fits a time budget comes to training
+    much longer. Of a class's pauses in ``reference`` the one with the most
+    steps is its longest run (of several with that many steps, the one with
+    the highest test AUROC, so the comparison errs against the short run).
+
+    Args:
+        short: From :func:`read_budget`, one training run per class, each
+            paused once (its end).
+        reference: From :func:`read_budget`, the long runs (any number per
+            class), of the same dataset.
+
+    Returns:
+        A :class:`pandas.DataFrame`, index ``normal_class`` with a ``mean``
+        row last, columns ``steps``, ``seconds`` and ``AUROC`` (the short
+        run: its steps, training time and test AUROC), ``long: steps``,
+        ``long: seconds`` and ``long: AUROC`` (the longest run), and
+        ``difference`` (short minus long AUROC).
+
+    Raises:
+        ResultsError: An empty ``short``, several runs or pauses for one
+            class, or a class that ``reference`` lacks.
+    """
+    import pandas as pd
+
+    rows = {}
+    for label, run in _one_run_per_class(short, "short_run_table"):
+        if len(run) != 1:
+            raise ResultsError(f"the short run of class {label} paused {len(run)} times; short_run_table compares "
+                               "the end of a run: pass each run's last pause only.")
+        mine = reference[reference["normal_class"] == label]
+        if mine.empty:
+            raise ResultsError(f"class {label} has no run in the reference table; add its long run "
+                               "(benchmarks/student_budget.py) or drop the class.")
+        longest = mine[mine["iteration"] == mine["iteration"].max()].sort_values("auroc").iloc[-1]
+        end = run.iloc[0]
+        rows[label] = {"steps": end["iteration"], "seconds": end["train_seconds"], "AUROC": end["auroc"],
+                       "long: steps": longest["iteration"], "long: seconds": longest["train_seconds"],
+                       "long: AUROC": longest["auroc"], "difference": end["auroc"] - longest["auroc"]}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.loc["mean"] = table.mean()
     table.index.name = "normal_class"
     return table
 
