@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["TeacherTraining", "pretrain_teacher", "distillation_capacity", "StudentTraining", "teacher_statistics",
            "train_students", "LR_SCHEDULES"]
 
-#: Learning-rate schedules of :func:`train_students`: the paper's constant rate, or a cosine decay to 0.
+#: Learning-rate schedules of :func:`train_students`: the paper's constant rate, or a cosine decay to 0
+#: (introduced in the book's chapter *Results*, "Two minutes, spent better").
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -355,7 +356,9 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
         lr, weight_decay: Adam settings.
         lr_schedule: ``"constant"`` (the paper's) keeps ``lr``; ``"cosine"``
             decays it from ``lr`` to 0 along a cosine over ``iterations``,
-            as :func:`pretrain_teacher` does.
+            as :func:`pretrain_teacher` does (with small batches it buys
+            more in a short run; chapter *Results*, "Two minutes, spent
+            better").
         dense: Train on dense maps instead of random lattices.
         padding: Dense-map padding.
         stats_images: At most this many images for the statistics.
