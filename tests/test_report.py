@@ -15,7 +15,7 @@ from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_means, seed_table,
                         SCALE_CHOICE_COLUMNS, merge_scale_choice_rows, read_scale_choice, scale_choice_table,
-                        short_run_table, teacher_ablation,
+                        setting_search, short_run_table, teacher_ablation,
                         training_length_plot, training_length_table, validation_judges, wall_times,
                         CAPACITY_COLUMNS, capacity_plot, capacity_table, merge_capacity_rows, read_capacity)
 
@@ -282,19 +282,58 @@ def test_short_run_table_compares_each_class_with_its_longest_run():
     table = short_run_table(short, reference)
     assert list(table.index) == [8, 1, "mean"]
     assert list(table.columns) == ["steps", "seconds", "AUROC", "long: steps", "long: seconds", "long: AUROC",
-                                   "difference"]
+                                   "long: difference"]
     assert table.loc[8, "long: steps"] == 1600 and table.loc[8, "long: AUROC"] == pytest.approx(0.84)
-    assert table.loc[8, "difference"] == pytest.approx(0.83 - 0.84)
-    assert table.loc[1, "long: steps"] == 800 and table.loc[1, "difference"] == pytest.approx(0.99 - 0.9995)
+    assert table.loc[8, "long: difference"] == pytest.approx(0.83 - 0.84)
+    assert table.loc[1, "long: steps"] == 800 and table.loc[1, "long: difference"] == pytest.approx(0.99 - 0.9995)
     assert table.loc[1, "seconds"] == pytest.approx(70) and table.loc[1, "long: seconds"] == pytest.approx(80)
-    assert table.loc["mean", "difference"] == pytest.approx((-0.01 - 0.0095) / 2)
-    with pytest.raises(ResultsError, match="class 1 has no run in the reference table"):
+    assert table.loc["mean", "long: difference"] == pytest.approx((-0.01 - 0.0095) / 2)
+    assert table.loc["mean", "seconds"] == pytest.approx(70)
+    # both short runs took 700 steps; the long ones 1600 and 800, whose mean would describe no run
+    assert table.loc["mean", "steps"] == 700 and math.isnan(table.loc["mean", "long: steps"])
+    # several references, each by its name: a long run of the short runs' own setting, and the table above
+    same = pd.DataFrame([dict(r, batch_size=4, lr_schedule="cosine") for r in
+                         _budget_rows(8, [(2800, 0.95)]) + _budget_rows(1, [(2800, 1.098)])])
+    both = short_run_table(short, {"same": same, "old": reference})
+    assert list(both.columns) == ["steps", "seconds", "AUROC", "same: steps", "same: seconds", "same: AUROC",
+                                  "same: difference", "old: steps", "old: seconds", "old: AUROC", "old: difference"]
+    assert both.loc[8, "same: difference"] == pytest.approx(0.83 - 0.85) and both.loc["mean", "same: steps"] == 2800
+    assert both["old: difference"].tolist() == pytest.approx(table["long: difference"].tolist())
+    with pytest.raises(ResultsError, match="at least one reference"):
+        short_run_table(short, {})
+    with pytest.raises(ResultsError, match="class 1 has no run in the reference table 'old'"):
+        short_run_table(short, {"same": same, "old": reference[reference["normal_class"] == 8]})
+    with pytest.raises(ResultsError, match="class 1 has no run in the reference table 'long'"):
         short_run_table(short, reference[reference["normal_class"] == 8])
     with pytest.raises(ResultsError, match="paused 2 times"):
         short_run_table(pd.concat([short, pd.DataFrame(_budget_rows(1, [(100, 0.9)]))
                                    .assign(batch_size=4, lr_schedule="cosine")]), reference)
     with pytest.raises(ResultsError, match="several training runs"):
         short_run_table(pd.concat([short, pd.DataFrame(_budget_rows(1, [(700, 0.9)]))]), reference)
+
+
+def test_setting_search_leads_each_class_with_its_reference_pause():
+    import pandas as pd
+
+    # _budget_rows: auroc = v - 0.1, val_auroc = v; candidates differ from the reference in batch, rate, schedule
+    search = pd.DataFrame([dict(r, batch_size=4, lr=2e-3, lr_schedule="cosine") for r in
+                           _budget_rows(8, [(800, 0.81)]) + _budget_rows(2, [(800, 0.85)])]
+                          + [dict(r, lr=3e-3) for r in _budget_rows(8, [(400, 0.77)])])
+    reference = pd.DataFrame(_budget_rows(2, [(100, 0.70), (400, 0.83), (800, 0.84)])
+                             + _budget_rows(8, [(100, 0.60), (400, 0.768)])
+                             + [dict(r, threads=2) for r in _budget_rows(8, [(400, 0.99)])])   # other threads
+    runs = setting_search(search, reference, iteration=400)
+    assert runs["normal_class"].tolist() == [8, 8, 8, 2, 2]                       # search's order, reference first
+    assert runs["val_auroc"].tolist() == pytest.approx([0.768, 0.81, 0.77, 0.83, 0.85])
+    assert runs["iteration"].tolist() == [400, 800, 400, 400, 800] and list(runs.index) == list(range(5))
+    with pytest.raises(ResultsError, match="class 8: 0 reference runs paused at 200 steps"):
+        setting_search(search, reference, iteration=200)
+    with pytest.raises(ResultsError, match="class 8: 2 reference runs"):
+        setting_search(search, pd.concat([reference, reference.iloc[[4]]]), iteration=400)
+    with pytest.raises(ResultsError, match="candidates of class 2 differ"):
+        setting_search(pd.concat([search, search.iloc[[1]].assign(patch_size=17)]), reference, iteration=400)
+    with pytest.raises(ResultsError, match="at least one candidate"):
+        setting_search(search.iloc[:0], reference, iteration=400)
 
 
 def test_training_length_table_reports_each_checkpoint_and_the_validation_choice(tmp_path):
@@ -471,7 +510,7 @@ def test_the_book_has_its_result_files():
             "longer_teacher.csv", "longer_teacher_baselines.csv", "image_size.csv",
             "mnist_full.csv", "cifar10_full.csv", "cifar10_full_3200.csv", "mnist_full_baselines.csv",
             "cifar10_full_baselines.csv", "scale_choice.csv", "two_minutes.csv",
-            "two_minutes_search.csv"} <= names, names
+            "two_minutes_search.csv", "two_minutes_long.csv"} <= names, names
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
@@ -509,8 +548,6 @@ def test_student_budget_csv():
 
 def test_two_minutes_csv_trains_every_digit_in_two_minutes_with_the_chosen_setting():
     """Chapter 6, "Two minutes, spent better": the setting that won on validation, every digit within 120 s."""
-    import pandas as pd
-
     frame = read_budget(RESULTS_DIR / "two_minutes.csv")
     assert set(frame["dataset"]) == {"mnist"} and sorted(frame["normal_class"]) == list(range(10))
     chosen = dict(batch_size=4, lr=2e-3, lr_schedule="cosine", iteration=700, threads=2, patch_size=33, n_students=3)
@@ -524,15 +561,27 @@ def test_two_minutes_csv_trains_every_digit_in_two_minutes_with_the_chosen_setti
     # setting scores highest on every validation anomaly measured, for both digits
     search = read_budget(RESULTS_DIR / "two_minutes_search.csv")
     assert sorted(set(search["normal_class"])) == [2, 8] and (search["threads"] == 1).all()
-    length = read_budget(RESULTS_DIR / "training_length.csv")
-    fast = length[(length["dataset"] == "mnist") & length["normal_class"].isin([2, 8]) & (length["iteration"] == 400)]
-    runs = pd.concat([fast, search], ignore_index=True)
+    runs = setting_search(search, read_budget(RESULTS_DIR / "training_length.csv"), iteration=400)
     is_chosen = (runs["batch_size"] == 4) & (runs["lr"] == 2e-3) & (runs["lr_schedule"] == "cosine")
     for label, group in runs.groupby("normal_class"):
         assert is_chosen[group.index].sum() == 1 and len(group) == 6, label
         for column in validation:
             best = group[column].max()
             assert group.loc[is_chosen[group.index], column].iloc[0] == best, (label, column)
+
+
+def test_two_minutes_long_csv_trains_the_same_setting_four_times_as_long():
+    """Chapter 6: the strict reference of the two-minute runs, each digit's setting at 2,800 steps, same CPU."""
+    short = read_budget(RESULTS_DIR / "two_minutes.csv")
+    long = read_budget(RESULTS_DIR / "two_minutes_long.csv")
+    assert sorted(long["normal_class"]) == list(range(10)) and set(long["iteration"]) == {2800}
+    same = [c for c in BUDGET_RUN if c != "normal_class"] + ["hardware"]     # the setting, and the CPU
+    assert long[same].drop_duplicates().values.tolist() == short[same].drop_duplicates().values.tolist()
+    assert long[["val_auroc", "val_auroc_rotate", "val_auroc_swap", "auroc"]].notna().all().all()
+    table = short_run_table(short, long).drop("mean")
+    assert (table["long: steps"] == 4 * table["steps"]).all()
+    # the chapter's count: 4 digits of ten come within 0.005 of their 2,800-step run
+    assert (table["long: difference"] >= -0.005).sum() == 4
 
 
 def test_image_size_csv_repeats_the_cifar10_protocol_at_64_pixels():

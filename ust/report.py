@@ -25,7 +25,7 @@ __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_se
            "ValidationName",
            "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
-           "validation_judges", "short_run_table",
+           "validation_judges", "short_run_table", "SEARCH_FIXED", "setting_search",
            "SCALE_CHOICE_COLUMNS", "SCALE_CHOICE_RUN", "merge_scale_choice_rows", "read_scale_choice",
            "scale_choice_table", "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
            "aggregation_table", "CAPACITY_COLUMNS", "merge_capacity_rows", "read_capacity", "capacity_table",
@@ -730,52 +730,116 @@ def training_length_table(frame, *, tolerance: float = 0.005):
     return table
 
 
-def short_run_table(short, reference):
-    """Each class's short training run against the longest run of that class in ``reference``.
+def short_run_table(short, references):
+    """Each class's short training run against the longest run of that class in one or more reference tables.
 
     Introduced in the book's chapter *Results* ("Two minutes, spent
     better"): how close a run that fits a time budget comes to training
-    much longer. Of a class's pauses in ``reference`` the one with the most
-    steps is its longest run (of several with that many steps, the one with
-    the highest test AUROC, so the comparison errs against the short run).
+    much longer. Of a class's pauses in a reference table the one with the
+    most steps is its longest run (of several with that many steps, the one
+    with the highest test AUROC, so the comparison errs against the short
+    run).
 
     Args:
         short: From :func:`read_budget`, one training run per class, each
             paused once (its end).
-        reference: From :func:`read_budget`, the long runs (any number per
-            class), of the same dataset.
+        references: From :func:`read_budget`, the long runs (any number per
+            class) of the same dataset; or ``{name: table}`` to compare with
+            several, e.g. long runs of the same setting and of another. A
+            single table is named ``"long"``.
 
     Returns:
         A :class:`pandas.DataFrame`, index ``normal_class`` with a ``mean``
         row last, columns ``steps``, ``seconds`` and ``AUROC`` (the short
-        run: its steps, training time and test AUROC), ``long: steps``,
-        ``long: seconds`` and ``long: AUROC`` (the longest run), and
-        ``difference`` (short minus long AUROC).
+        run: its steps, training time and test AUROC), then for each
+        reference ``"{name}: steps"``, ``"{name}: seconds"`` and
+        ``"{name}: AUROC"`` (the longest run) and ``"{name}: difference"``
+        (short minus long AUROC). In the mean row a step column holds the
+        classes' common step count, and stays empty where they differ.
 
     Raises:
-        ResultsError: An empty ``short``, several runs or pauses for one
-            class, or a class that ``reference`` lacks.
+        ResultsError: An empty ``short`` or no reference, several runs or
+            pauses for one class, or a class that a reference lacks.
     """
     import pandas as pd
 
+    if not isinstance(references, Mapping):
+        references = {"long": references}
+    if not references:
+        raise ResultsError("short_run_table needs at least one reference table of long runs.")
     rows = {}
     for label, run in _one_run_per_class(short, "short_run_table"):
         if len(run) != 1:
             raise ResultsError(f"the short run of class {label} paused {len(run)} times; short_run_table compares "
                                "the end of a run: pass each run's last pause only.")
-        mine = reference[reference["normal_class"] == label]
-        if mine.empty:
-            raise ResultsError(f"class {label} has no run in the reference table; add its long run "
-                               "(benchmarks/student_budget.py) or drop the class.")
-        longest = mine[mine["iteration"] == mine["iteration"].max()].sort_values("auroc").iloc[-1]
         end = run.iloc[0]
-        rows[label] = {"steps": end["iteration"], "seconds": end["train_seconds"], "AUROC": end["auroc"],
-                       "long: steps": longest["iteration"], "long: seconds": longest["train_seconds"],
-                       "long: AUROC": longest["auroc"], "difference": end["auroc"] - longest["auroc"]}
+        rows[label] = {"steps": end["iteration"], "seconds": end["train_seconds"], "AUROC": end["auroc"]}
+        for name, reference in references.items():
+            mine = reference[reference["normal_class"] == label]
+            if mine.empty:
+                raise ResultsError(f"class {label} has no run in the reference table {name!r}; add its long run "
+                                   "(benchmarks/student_budget.py) or drop the class.")
+            longest = mine[mine["iteration"] == mine["iteration"].max()].sort_values("auroc").iloc[-1]
+            rows[label].update({f"{name}: steps": longest["iteration"], f"{name}: seconds": longest["train_seconds"],
+                                f"{name}: AUROC": longest["auroc"],
+                                f"{name}: difference": end["auroc"] - longest["auroc"]})
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.loc["mean"] = table.mean()
+    mean = table.mean()
+    for column in table.columns[table.columns.str.endswith("steps")]:
+        # a mean of step counts that differ between classes describes no run
+        mean[column] = table[column].iloc[0] if table[column].nunique() == 1 else float("nan")
+    table.loc["mean"] = mean
     table.index.name = "normal_class"
     return table
+
+
+# what a setting search holds fixed: its candidates differ in batch size, learning rate, schedule and steps only
+SEARCH_FIXED = ("dataset", "normal_class", "patch_size", "teacher", "n_students", "threads", "image_size")
+
+
+def setting_search(search, reference, *, iteration: int):
+    """A search over training settings, each class's candidates led by the reference run paused at ``iteration``.
+
+    Introduced in the book's chapter *Results* ("Two minutes, spent
+    better"): candidate settings are judged against the setting they would
+    replace, at about the same training time. The reference's row of each
+    class is its pause at ``iteration`` with the candidates' fixed values
+    (:data:`SEARCH_FIXED`: dataset, class, patch size, teacher, ``M``,
+    threads and image size).
+
+    Args:
+        search: From :func:`read_budget`, the candidates' runs.
+        reference: From :func:`read_budget`, e.g. ``training_length.csv``.
+        iteration: The reference's pause to compare with, e.g. 400 steps.
+
+    Returns:
+        A :class:`pandas.DataFrame` with the columns of :data:`BUDGET_COLUMNS`
+        and a fresh index: the classes in the order ``search`` first names
+        them, each with its reference row first, then its candidates in file
+        order.
+
+    Raises:
+        ResultsError: An empty ``search``, candidates of one class that
+            differ in a fixed value, or a class whose reference run did not
+            pause at ``iteration`` (or several reference runs that did).
+    """
+    import pandas as pd
+
+    if search.empty:
+        raise ResultsError("setting_search needs at least one candidate run.")
+    parts = []
+    for label, candidates in search.groupby("normal_class", sort=False):
+        fixed = candidates[list(SEARCH_FIXED)].drop_duplicates()
+        if len(fixed) > 1:
+            raise ResultsError(f"the candidates of class {label} differ in more than batch size, learning rate "
+                               f"and schedule:\n{fixed.to_string(index=False)}\nsearch one setting at a time.")
+        same = (reference[list(SEARCH_FIXED)] == fixed.iloc[0]).all(axis=1) & (reference["iteration"] == iteration)
+        if same.sum() != 1:
+            raise ResultsError(f"class {label}: {int(same.sum())} reference runs paused at {iteration} steps with "
+                               f"the candidates' {', '.join(SEARCH_FIXED[2:])}; exactly one is needed (run "
+                               f"benchmarks/student_budget.py --checkpoints {iteration} with those settings).")
+        parts += [reference[same], candidates]
+    return pd.concat(parts, ignore_index=True)
 
 
 def _spread_labels(values, gap: float) -> list[tuple[Any, float]]:
