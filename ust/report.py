@@ -48,14 +48,15 @@ class ResultsError(ValueError):
     """A result CSV is missing, malformed or incomplete."""
 
 
-def narrow(styler, *, header_width: str = "4.5em", font_size: str = "0.85em"):
+def narrow(styler, *, header_width: str = "4em", font_size: str = "0.85em"):
     """A table styler whose column headers wrap, so that a wide table fits the book's page.
 
     Introduced in the book's chapter *Results*.
 
     Args:
         styler: A :class:`pandas.io.formats.style.Styler` (``frame.style``).
-        header_width: Widest a column header may be before it wraps.
+        header_width: About where a column header wraps (its padding
+            included); a word longer than this widens its column instead.
         font_size: The table's font size.
 
     Returns:
@@ -65,8 +66,10 @@ def narrow(styler, *, header_width: str = "4.5em", font_size: str = "0.85em"):
             .set_table_styles([{"selector": "td, th", "props": "padding: 2px 6px"},
                                # column headers only: a row label (a class name such as "automobile")
                                # cannot wrap, and a narrow row-header column would let it run into the values
-                               {"selector": "th.col_heading", "props": f"max-width: {header_width}; "
-                                "white-space: normal; vertical-align: bottom; padding-left: 0.9em"}]))
+                               # a width, not a max-width: a table cell grows to its longest word, where a
+                               # max-width let a long word ("strokes", "difference") run into the next header
+                               {"selector": "th.col_heading", "props": f"width: {header_width}; "
+                                "white-space: normal; vertical-align: bottom; padding-left: 0.5em"}]))
 
 
 def benchmark_settings(csv_path: str | os.PathLike) -> dict[str, Any]:
