@@ -298,6 +298,15 @@ def test_short_run_table_compares_each_class_with_its_longest_run():
     assert list(both.columns) == ["steps", "seconds", "AUROC", "same: steps", "same: seconds", "same: AUROC",
                                   "same: difference", "old: steps", "old: seconds", "old: AUROC", "old: difference"]
     assert both.loc[8, "same: difference"] == pytest.approx(0.83 - 0.85) and both.loc["mean", "same: steps"] == 2800
+    # only the reference columns asked for, in the order asked, with the same values
+    some = short_run_table(short, {"same": same, "old": reference}, reference_columns=("difference", "AUROC"))
+    assert list(some.columns) == ["steps", "seconds", "AUROC", "same: difference", "same: AUROC", "old: difference",
+                                  "old: AUROC"]
+    assert some.equals(both[some.columns])
+    with pytest.raises(ResultsError, match="reference_columns must name some of steps, seconds, AUROC, difference"):
+        short_run_table(short, reference, reference_columns=("auroc",))
+    with pytest.raises(ResultsError, match="reference_columns must name"):
+        short_run_table(short, reference, reference_columns="AUROC")
     assert both["old: difference"].tolist() == pytest.approx(table["long: difference"].tolist())
     with pytest.raises(ResultsError, match="at least one reference"):
         short_run_table(short, {})
@@ -439,8 +448,10 @@ def test_narrow_lets_headers_wrap():
 
     html = narrow(pd.DataFrame({"k-NN efficientnet": [0.5]}).style, header_width="6em").to_html()
     assert "white-space: normal" in html and 'style="font-size: 0.85em"' in html
-    # only the column headers wrap; the row labels keep their width
-    assert re.search(r"th\.col_heading \{[^}]*[^-]width: 6em", html)
+    # only the column headers wrap and get a width; the row labels keep theirs
+    header_rule = re.search(r"th\.col_heading \{([^}]*)\}", html).group(1)
+    properties = dict(map(str.strip, d.split(":")) for d in header_rule.split(";") if d.strip())
+    assert properties["width"] == "6em" and properties["white-space"] == "normal"
     assert not re.search(r"th \{[^}]*width", html)
     # a width, never a max-width: a cell capped below its longest word lets that word run into the next header
     assert "max-width" not in html

@@ -25,7 +25,7 @@ __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_se
            "ValidationName",
            "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
-           "validation_judges", "short_run_table", "SEARCH_FIXED", "setting_search",
+           "validation_judges", "short_run_table", "SHORT_RUN_COLUMNS", "SEARCH_FIXED", "setting_search",
            "SCALE_CHOICE_COLUMNS", "SCALE_CHOICE_RUN", "merge_scale_choice_rows", "read_scale_choice",
            "scale_choice_table", "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
            "aggregation_table", "CAPACITY_COLUMNS", "merge_capacity_rows", "read_capacity", "capacity_table",
@@ -733,7 +733,11 @@ def training_length_table(frame, *, tolerance: float = 0.005):
     return table
 
 
-def short_run_table(short, references):
+# what short_run_table can report of each reference's longest run
+SHORT_RUN_COLUMNS = ("steps", "seconds", "AUROC", "difference")
+
+
+def short_run_table(short, references, *, reference_columns: Sequence[str] = SHORT_RUN_COLUMNS):
     """Each class's short training run against the longest run of that class in one or more reference tables.
 
     Introduced in the book's chapter *Results* ("Two minutes, spent
@@ -750,6 +754,9 @@ def short_run_table(short, references):
             class) of the same dataset; or ``{name: table}`` to compare with
             several, e.g. long runs of the same setting and of another. A
             single table is named ``"long"``.
+        reference_columns: Which of :data:`SHORT_RUN_COLUMNS` to report
+            for each reference (all four by default), e.g. ``("AUROC",
+            "difference")`` when the text gives the long runs' lengths.
 
     Returns:
         A :class:`pandas.DataFrame`, index ``normal_class`` with a ``mean``
@@ -757,12 +764,14 @@ def short_run_table(short, references):
         run: its steps, training time and test AUROC), then for each
         reference ``"{name}: steps"``, ``"{name}: seconds"`` and
         ``"{name}: AUROC"`` (the longest run) and ``"{name}: difference"``
-        (short minus long AUROC). In the mean row a step column holds the
-        classes' common step count, and stays empty where they differ.
+        (short minus long AUROC), those of ``reference_columns`` only, in
+        that order. In the mean row a step column holds the classes' common
+        step count, and stays empty where they differ.
 
     Raises:
         ResultsError: An empty ``short`` or no reference, several runs or
-            pauses for one class, or a class that a reference lacks.
+            pauses for one class, a class that a reference lacks, or an
+            unknown name in ``reference_columns``.
     """
     import pandas as pd
 
@@ -770,6 +779,10 @@ def short_run_table(short, references):
         references = {"long": references}
     if not references:
         raise ResultsError("short_run_table needs at least one reference table of long runs.")
+    unknown = [c for c in reference_columns if c not in SHORT_RUN_COLUMNS]
+    if unknown or isinstance(reference_columns, str):
+        raise ResultsError(f"reference_columns must name some of {', '.join(SHORT_RUN_COLUMNS)}; got "
+                           f"{reference_columns!r}.")
     rows = {}
     for label, run in _one_run_per_class(short, "short_run_table"):
         if len(run) != 1:
@@ -783,9 +796,9 @@ def short_run_table(short, references):
                 raise ResultsError(f"class {label} has no run in the reference table {name!r}; add its long run "
                                    "(benchmarks/student_budget.py) or drop the class.")
             longest = mine[mine["iteration"] == mine["iteration"].max()].sort_values("auroc").iloc[-1]
-            rows[label].update({f"{name}: steps": longest["iteration"], f"{name}: seconds": longest["train_seconds"],
-                                f"{name}: AUROC": longest["auroc"],
-                                f"{name}: difference": end["auroc"] - longest["auroc"]})
+            values = {"steps": longest["iteration"], "seconds": longest["train_seconds"], "AUROC": longest["auroc"],
+                      "difference": end["auroc"] - longest["auroc"]}
+            rows[label].update({f"{name}: {column}": values[column] for column in reference_columns})
     table = pd.DataFrame.from_dict(rows, orient="index")
     mean = table.mean()
     for column in table.columns[table.columns.str.endswith("steps")]:
