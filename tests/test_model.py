@@ -25,6 +25,21 @@ def test_error_and_variance_match_the_score_functions():
     assert (v >= 0).all() and e.shape == (2, 6, 7)
 
 
+def test_regression_losses_are_eq8_per_student_with_gradients_to_the_students_only():
+    model = _model(33)
+    x = torch.rand(2, 3, 9, 10)
+    losses = model.regression_losses(x, dense=False, offset=(1, 3))
+    target = ust.normalize_descriptors(ust.DensePatchNet(model.teacher)(x), model.mean, model.std)[:, :, 1::4, 3::4]
+    by_hand = [(ust.DensePatchNet(s)(x)[:, :, 1::4, 3::4] - target).square().sum(1).mean() for s in model.students]
+    assert losses.shape == (3,) and torch.allclose(losses, torch.stack(by_hand).detach(), rtol=1e-5)
+    losses.sum().backward()
+    assert all(w.grad is not None for s in model.students for w in s.parameters())
+    assert all(w.grad is None for w in model.teacher.parameters())
+    dense_target = ust.normalize_descriptors(ust.DensePatchNet(model.teacher)(x), model.mean, model.std)
+    dense = [ust.student_regression_loss(ust.DensePatchNet(s)(x), dense_target) for s in model.students]
+    assert torch.allclose(model.regression_losses(x, dense=True), torch.stack(dense).detach(), rtol=1e-5)
+
+
 @pytest.mark.parametrize("p", [33, 65])
 def test_lattice_maps_are_the_dense_maps_subsampled(p):
     model = _model(p)

@@ -28,7 +28,7 @@ from ._checks import check_images
 from .dense import DensePatchNet
 from .networks import PatchNet
 from .scores import ScoreNormalization, anomaly_score, fuse_scales, image_score, predictive_variance, regression_error
-from .students import normalize_descriptors
+from .students import normalize_descriptors, student_regression_loss
 
 __all__ = ["StudentTeacher", "MultiScaleStudentTeacher"]
 
@@ -100,6 +100,23 @@ class StudentTeacher(nn.Module):
         with torch.no_grad():
             raw = self._descriptors(self.dense_teacher, images, dense, offset)
         return normalize_descriptors(raw, self.mean, self.std)
+
+    def regression_losses(self, images: torch.Tensor, dense: bool = False,
+                          offset: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """Each student's regression loss :math:`\\mathcal L(S_i)` on a batch, ``(M,)`` (Sec. 3.2, Eq. 8).
+
+        What one step of :func:`~ust.train_students` minimises (their sum),
+        with gradients to the students only.
+
+        Args:
+            images: ``(B, C, H, W)`` anomaly-free images in ``[0, 1]``.
+            dense: Every pixel, or the native lattice at ``offset`` (see
+                :meth:`~ust.DensePatchNet.strided`).
+            offset: ``(o_r, o_c)`` of the lattice, ``0 <= o < stride``.
+        """
+        target = self.teacher_targets(images, dense, offset)
+        return torch.stack([student_regression_loss(self._descriptors(s, images, dense, offset), target)
+                            for s in self.dense_students])
 
     def predictions(self, images: torch.Tensor, dense: bool = True,
                     offset: tuple[int, int] = (0, 0)) -> torch.Tensor:

@@ -379,7 +379,7 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
     """
     from ._checks import check_images
     from .model import StudentTeacher
-    from .students import make_students, student_regression_loss
+    from .students import make_students
 
     check_images(images, channels=teacher.in_channels, name="training images")
     if iterations < 1 or batch_size < 1:
@@ -411,10 +411,8 @@ def train_students(teacher: PatchNet, images: torch.Tensor, *, n_students: int =
         batch = images[order[cursor:cursor + batch_size]].to(device)
         cursor += batch_size
         offset = (0, 0) if dense else tuple(torch.randint(0, model.stride, (2,), generator=generator).tolist())
-        target = model.teacher_targets(batch, dense, offset)
-        losses = [student_regression_loss(pred, target) for pred in
-                  (model._descriptors(s, batch, dense, offset) for s in model.dense_students)]
-        loss = torch.stack(losses).sum()
+        losses = model.regression_losses(batch, dense, offset)          # (M,)
+        loss = losses.sum()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"the student loss became {loss.item()}; lower the learning rate (lr={lr}).")
         optimizer.zero_grad(set_to_none=True)
