@@ -108,3 +108,16 @@ def test_budget_refuses_what_its_csv_cannot_hold(tmp_path, args, message):
                           text=True, timeout=600, cwd=tmp_path)
     assert done.returncode != 0 and message in done.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_student_step_benchmark_checks_the_grouped_students_and_times_four_ways():
+    """One tiny timing of each way; the ratios are printed against ust's own step (1.00 for itself)."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "student_step.py"), "--patch-size", "17", "--students", "2",
+                           "--batch-size", "1", "--image-size", "20", "--steps", "1", "--repeats", "1",
+                           "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "grouped against ust: losses agree to" in done.stdout
+    timings = [line for line in done.stdout.splitlines() if line.endswith("x ust's")]
+    assert [line.split(":")[0].strip() for line in timings] == [
+        "ust (one network per student)", "contiguous", "grouped", "bfloat16"]
+    assert timings[0].split(",")[-1].strip() == "1.00 x ust's"

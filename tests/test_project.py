@@ -62,3 +62,40 @@ def test_code_passes_the_linter():
     command = [sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", str(ROOT)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, f"ruff found problems (fix them, `make lint` lists them):\n{done.stdout}{done.stderr}"
+
+
+CODE_BOX = 76     # characters a rendered code cell shows at a 1280 px window before it scrolls sideways
+
+
+def _code_lines(markdown: str):
+    """(line number, line) of the Python in every code cell, without the cell's option lines."""
+    state = "prose"                         # prose -> options -> (yaml) -> code -> prose
+    for number, line in enumerate(markdown.splitlines(), 1):
+        if state == "prose":
+            state = "options" if line.startswith("```{code-cell}") else "prose"
+        elif line.startswith("```"):
+            state = "prose"
+        elif state == "yaml":
+            state = "options" if line.strip() == "---" else "yaml"
+        elif state == "options" and line.strip() == "---":
+            state = "yaml"
+        elif state == "options" and line.startswith(":"):
+            pass
+        else:
+            state = "code"
+            yield number, line
+
+
+def test_code_lines_helper_skips_cell_options():
+    text = ("```{code-cell} ipython3\n:tags: [remove-input]\n" + "x = 1\n```\n"
+            "```{code-cell} ipython3\n---\ntags: [" + "y" * 90 + "]\n---\nz = 2\n```\nprose " + "w" * 90)
+    assert list(_code_lines(text)) == [(3, "x = 1"), (9, "z = 2")]
+
+
+@pytest.mark.parametrize("chapter", sorted(p.relative_to(ROOT / "book").as_posix()
+                                           for p in (ROOT / "book").rglob("*.md")))
+def test_book_code_lines_fit_the_code_box(chapter):
+    """No code line scrolls sideways in the rendered book (the box holds 76 characters at 1280 px)."""
+    text = (ROOT / "book" / chapter).read_text()
+    too_long = [f"line {n}: {len(line)} characters" for n, line in _code_lines(text) if len(line) > CODE_BOX]
+    assert not too_long, f"{chapter}: code lines longer than {CODE_BOX} characters (wrap them):\n" + "\n".join(too_long)
