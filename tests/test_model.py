@@ -40,6 +40,14 @@ def test_regression_losses_are_eq8_per_student_with_gradients_to_the_students_on
     assert torch.allclose(model.regression_losses(x, dense=True), torch.stack(dense).detach(), rtol=1e-5)
 
 
+@pytest.mark.parametrize("shape, offset, message", [((2, 1, 9, 10), (0, 0), "expects 3"),
+                                                    ((3, 9, 10), (0, 0), "must be 4-D"),
+                                                    ((2, 3, 9, 10), (4, 0), "offset must be")])
+def test_regression_losses_refuse_bad_input_with_the_fix(shape, offset, message):
+    with pytest.raises(ValueError, match=message):
+        _model(33).regression_losses(torch.rand(shape), offset=offset)
+
+
 @pytest.mark.parametrize("p", [33, 65])
 def test_lattice_maps_are_the_dense_maps_subsampled(p):
     model = _model(p)
