@@ -15,7 +15,7 @@ from ust.report import (AGGREGATION_COLUMNS, BUDGET_COLUMNS, BUDGET_RUN, BUDGET_
                         class_bars, comparison_table, image_size_study, load_benchmark, merge_aggregation_rows, narrow,
                         merge_budget_runs, read_aggregation, read_baselines, read_budget, seed_means, seed_table,
                         SCALE_CHOICE_COLUMNS, merge_scale_choice_rows, read_scale_choice, scale_choice_table,
-                        setting_search, short_run_table, teacher_ablation,
+                        setting_search, settings_side_by_side, short_run_table, teacher_ablation,
                         training_length_plot, training_length_table, validation_judges, wall_times,
                         CAPACITY_COLUMNS, capacity_plot, capacity_table, merge_capacity_rows, read_capacity)
 
@@ -345,6 +345,29 @@ def test_setting_search_leads_each_class_with_its_reference_pause():
         setting_search(search.iloc[:0], reference, iteration=400)
 
 
+def test_settings_side_by_side_puts_each_class_on_one_row():
+    import pandas as pd
+
+    # _budget_rows: auroc = v - 0.1, val_auroc = v; class 8 then 2, each with the reference and two candidates
+    old = dict(batch_size=8, lr=1e-3, lr_schedule="constant")
+    cosine = dict(batch_size=4, lr=2e-3, lr_schedule="cosine")
+    high = dict(batch_size=8, lr=3e-3, lr_schedule="constant")
+    runs = pd.DataFrame([dict(r, **setting) for label, values in ((8, (0.70, 0.80, 0.75)), (2, (0.90, 0.85, 0.95)))
+                         for setting, v in zip((old, cosine, high), values) for r in _budget_rows(label, [(400, v)])])
+    names = {(8, 1e-3, "constant"): "old", (8, 3e-3, "constant"): "3e-3", (4, 2e-3, "cosine"): "cosine"}
+    table = settings_side_by_side(runs, names, ["val_auroc", "auroc"])
+    assert list(table.index) == [8, 2]                                     # the classes in the order of runs
+    assert list(table.columns) == [("val_auroc", "old"), ("val_auroc", "3e-3"), ("val_auroc", "cosine"),
+                                   ("auroc", "old"), ("auroc", "3e-3"), ("auroc", "cosine")]    # names' order
+    assert table.loc[8].tolist() == pytest.approx([0.70, 0.75, 0.80, 0.60, 0.65, 0.70])
+    assert table.loc[2].tolist() == pytest.approx([0.90, 0.95, 0.85, 0.80, 0.85, 0.75])
+    with pytest.raises(ResultsError, match=r"no name for the settings .*\(8, 0.003, 'constant'\).*add them"):
+        settings_side_by_side(runs, {k: v for k, v in names.items() if v != "3e-3"}, ["auroc"])
+    with pytest.raises(ResultsError, match="class 2 has two runs of the setting 'cosine'"):
+        settings_side_by_side(pd.concat([runs, runs.iloc[[4]]]), names, ["auroc"])
+    assert issubclass(ResultsError, ValueError)
+
+
 def test_training_length_table_reports_each_checkpoint_and_the_validation_choice(tmp_path):
     import matplotlib
     import pandas as pd
@@ -622,17 +645,17 @@ def test_cifar10_setting_search_csv_tries_the_mnist_findings_on_every_class():
 
     runs = setting_search(frame, read_budget(RESULTS_DIR / "training_length.csv"), iteration=400)
     assert len(runs) == 30 and set(runs["hardware"]) == {frame["hardware"].iloc[0]}     # one CPU for all
-    runs["setting"] = [settings.get(key, "old") for key in
-                       zip(runs["batch_size"], runs["lr"], runs["lr_schedule"], runs["iteration"])]
-    assert runs.loc[runs["setting"] == "old", ["batch_size", "lr", "iteration"]].drop_duplicates().values.tolist() \
-        == [[8, 1e-3, 400]]
-    seconds = runs.pivot(index="normal_class", columns="setting", values="train_seconds")
+    reference = runs.iloc[0::3]                                    # setting_search: each class's reference first
+    assert reference[["batch_size", "lr", "lr_schedule", "iteration"]].drop_duplicates().values.tolist() \
+        == [[8, 1e-3, "constant", 400]]
+    names = {(8, 1e-3, "constant"): "old", **{key[:3]: name for key, name in settings.items()}}
+    seconds = settings_side_by_side(runs, names, ["train_seconds"])["train_seconds"]
     assert (seconds[["cosine", "3e-3"]].le(1.2 * seconds["old"], axis=0)).all().all()   # about equal time
 
     # the chapter's reading: both lose on test; the strokes say so and agree with the test class by class,
     # the swapped halves rank both higher
-    wide = {column: runs.pivot(index="normal_class", columns="setting", values=column)
-            for column in validation + ["auroc"]}
+    side = settings_side_by_side(runs, names, validation + ["auroc"])
+    wide = {column: side[column] for column in validation + ["auroc"]}
     means = {column: table.mean().round(3).to_dict() for column, table in wide.items()}
     assert means == {"val_auroc": {"3e-3": 0.649, "cosine": 0.663, "old": 0.680},
                      "val_auroc_swap": {"3e-3": 0.629, "cosine": 0.657, "old": 0.626},

@@ -26,6 +26,7 @@ __all__ = ["PAPER_MEANS", "RESULTS_DIR", "ResultsError", "narrow", "benchmark_se
            "budget_run_key", "read_budget", "budget_runs", "replace_runs", "merge_budget_runs", "image_size_study",
            "choose_by_validation", "budget_plot", "training_length_table", "training_length_plot",
            "validation_judges", "short_run_table", "SHORT_RUN_COLUMNS", "SEARCH_FIXED", "setting_search",
+           "settings_side_by_side",
            "SCALE_CHOICE_COLUMNS", "SCALE_CHOICE_RUN", "merge_scale_choice_rows", "read_scale_choice",
            "scale_choice_table", "AGGREGATION_COLUMNS", "AGGREGATION_RUN", "merge_aggregation_rows", "read_aggregation",
            "aggregation_table", "CAPACITY_COLUMNS", "merge_capacity_rows", "read_capacity", "capacity_table",
@@ -856,6 +857,46 @@ def setting_search(search, reference, *, iteration: int):
                                f"benchmarks/student_budget.py --checkpoints {iteration} with those settings).")
         parts += [reference[same], candidates]
     return pd.concat(parts, ignore_index=True)
+
+
+def settings_side_by_side(runs, names: Mapping[tuple, str], columns: Sequence[str]):
+    """Each class's settings side by side: one column per score and setting.
+
+    Introduced in the book's chapter *Results* ("Two minutes, spent
+    better"), to read :func:`setting_search` across classes.
+
+    Args:
+        runs: From :func:`setting_search` (or :func:`read_budget`): one run
+            per class and setting.
+        names: A short name for each setting, keyed by ``(batch_size, lr,
+            lr_schedule)``, e.g. ``{(8, 1e-3, "constant"): "old"}``; the
+            columns follow its order.
+        columns: The scores to show, e.g. ``("val_auroc", "auroc")``.
+
+    Returns:
+        A :class:`pandas.DataFrame` indexed by ``normal_class`` in the order
+        of ``runs``, with the columns ``(score, name)`` for every score of
+        ``columns`` and every name of ``names``.
+
+    Raises:
+        ResultsError: A run whose setting ``names`` does not name, or a
+            class with two runs of one setting.
+    """
+    import pandas as pd
+
+    keys = list(zip(runs["batch_size"], runs["lr"], runs["lr_schedule"]))
+    unnamed = sorted({key for key in keys if key not in names}, key=str)
+    if unnamed:
+        raise ResultsError(f"settings_side_by_side has no name for the settings (batch_size, lr, lr_schedule) "
+                           f"{unnamed}; add them to names.")
+    frame = runs.assign(setting=[names[key] for key in keys])
+    twice = frame.duplicated(["normal_class", "setting"])
+    if twice.any():
+        raise ResultsError(f"class {frame.loc[twice, 'normal_class'].iloc[0]} has two runs of the setting "
+                           f"{frame.loc[twice, 'setting'].iloc[0]!r}; keep one run per class and setting.")
+    wide = frame.pivot(index="normal_class", columns="setting", values=list(columns))
+    shown = pd.MultiIndex.from_product([list(columns), list(dict.fromkeys(names.values()))])
+    return wide.reindex(index=list(dict.fromkeys(frame["normal_class"])), columns=shown)
 
 
 def _spread_labels(values, gap: float) -> list[tuple[Any, float]]:
